@@ -1,0 +1,68 @@
+"""The pipeline's Kafka topics: names, partitions and configs, in one place.
+
+Names default to the original ksqlDB deployment's and can be overridden by environment
+variables. The native stack and docker-compose's init service both create topics from
+:func:`all_topics` (``python -m pipeline.topics create``), so partition counts and cleanup
+policies are never copied between them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipeline.settings import env, env_int
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def _name(var: str, default: str) -> str:
+    return env(var, default)
+
+
+PAGEVIEWS = _name("TOPIC_PAGEVIEWS", "topic1_PageView")
+USER_SESSIONS = _name("TOPIC_USER_SESSIONS", "topic2_UserSession")
+USERS = _name("TOPIC_USERS", "topic3_Users")
+CLEANED_USERS = _name("TOPIC_CLEANED_USERS", "topic4")
+PAGEVIEWS_BY_COUNTRY = _name("TOPIC_PAGEVIEWS_BY_COUNTRY", "topic5")
+TUMBLING = _name("TOPIC_TUMBLING", "topic6")
+HOPPING = _name("TOPIC_HOPPING", "topic7")
+SESSION = _name("TOPIC_SESSION", "topic8")
+DEAD_LETTER = _name("TOPIC_DEAD_LETTER", "pageview_streams_dead_letter")
+LATE = _name("TOPIC_LATE", "pageview_streams_late")
+
+#: The original deployment used 5 partitions everywhere; inputs and the table topic must have the
+#: same count so that a join's two sides co-partition.
+PARTITIONS = env_int("TOPIC_PARTITIONS", 5)
+#: 1 on the single-broker native stack, 3 on docker-compose's three brokers.
+REPLICATION = env_int("TOPIC_REPLICATION_FACTOR", 1)
+
+_COMPACT = {"cleanup.policy": "compact"}
+_WEEK_MS = str(7 * 24 * 3600 * 1000)
+
+
+def all_topics() -> list[TopicSpec]:
+    """Every topic the pipeline reads or writes, with its partitions and configs."""
+
+    def spec(name: str, **config: str) -> TopicSpec:
+        return TopicSpec(name, PARTITIONS, REPLICATION, dict(config))
+
+    return [
+        spec(PAGEVIEWS, **{"retention.ms": _WEEK_MS}),
+        spec(USER_SESSIONS, **{"retention.ms": _WEEK_MS}),
+        # Users topics are tables: compaction keeps the latest row per user_id forever.
+        spec(USERS, **_COMPACT),
+        spec(CLEANED_USERS, **_COMPACT),
+        # Windowed outputs are keyed by window identity; compaction keeps each window's latest.
+        *(
+            spec(name, **{"cleanup.policy": "compact,delete", "retention.ms": _WEEK_MS})
+            for name in (PAGEVIEWS_BY_COUNTRY, TUMBLING, HOPPING, SESSION)
+        ),
+        spec(DEAD_LETTER, **{"retention.ms": _WEEK_MS}),
+        spec(LATE, **{"retention.ms": _WEEK_MS}),
+    ]
