@@ -1,0 +1,110 @@
+"""Broker plumbing shared by the benchmarks: unique topics, offsets and group progress.
+
+Benchmarks never touch the pipeline's fixed topic names: each run makes its own topics (so
+parallel runs and the demo do not collide) and deletes them afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterable
+
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+log = logging.getLogger(__name__)
+
+_TIMEOUT_S = 30
+
+
+def unique_name(prefix: str) -> str:
+    """A topic, group or table name no other run uses."""
+    return f"bench-{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+class Broker:
+    """Admin and offset queries against one cluster, with the topics this run created."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+        # One idle consumer answers watermark queries; it never subscribes, so joins no group.
+        self._probe = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": unique_name("probe"), "logger": log}
+        )
+        self.created: list[str] = []
+
+    def create_topics(
+        self, names: Iterable[str], partitions: int, config: dict[str, str] | None = None
+    ) -> None:
+        new = [NewTopic(n, num_partitions=partitions, config=config or {}) for n in names]
+        for name, future in self.admin.create_topics(new).items():
+            future.result(timeout=_TIMEOUT_S)
+            self.created.append(name)
+
+    def partitions(self, topic: str) -> list[int]:
+        meta = self.admin.list_topics(topic, timeout=_TIMEOUT_S).topics[topic]
+        if meta.error is not None:
+            raise RuntimeError(f"topic {topic}: {meta.error}")
+        return sorted(meta.partitions)
+
+    def topics_containing(self, text: str) -> list[str]:
+        """Topics whose name contains ``text``: an app's internal repartition and changelog
+        topics carry its consumer group in their name (Quix: ``repartition__{group}--...``)."""
+        return sorted(t for t in self.admin.list_topics(timeout=_TIMEOUT_S).topics if text in t)
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """High watermark per partition (includes transaction markers on transactional topics)."""
+        return {
+            p: self._probe.get_watermark_offsets(TopicPartition(topic, p), timeout=_TIMEOUT_S)[1]
+            for p in self.partitions(topic)
+        }
+
+    def record_count(self, topic: str) -> int:
+        """Records in a topic written without transactions (offsets then count records)."""
+        return sum(self.end_offsets(topic).values())
+
+    def group_offsets(self, group: str) -> dict[tuple[str, int], int]:
+        """Committed offset per (topic, partition) for every partition the group committed."""
+        request = [ConsumerGroupTopicPartitions(group)]
+        result = self.admin.list_consumer_group_offsets(request)[group].result(timeout=_TIMEOUT_S)
+        return {
+            (tp.topic, tp.partition): tp.offset for tp in result.topic_partitions if tp.offset >= 0
+        }
+
+    def delete(self, topics: list[str]) -> None:
+        if not topics:
+            return
+        for future in self.admin.delete_topics(topics).values():
+            # Cleanup must never hide a benchmark's own result or error.
+            with contextlib.suppress(Exception):
+                future.result(timeout=_TIMEOUT_S)
+
+    def delete_created(self) -> None:
+        self.delete(self.created)
+        self.created.clear()
+
+    def close(self) -> None:
+        self._probe.close()
+
+
+def group_done(
+    committed: dict[tuple[str, int], int],
+    ends: dict[tuple[str, int], int],
+    input_topic: str,
+    transactional_slack: int = 1,
+) -> bool:
+    """Whether a consumer group has processed everything it reads.
+
+    Input partitions must be committed to their end exactly. Other partitions (internal
+    repartition topics an app writes and reads itself) are written in transactions under
+    exactly-once: each transaction leaves a commit marker at the end of the log, which the app
+    never commits past, so a gap of ``transactional_slack`` there is the marker, not a record.
+    """
+    for tp, end in ends.items():
+        slack = 0 if tp[0] == input_topic else transactional_slack
+        if end - committed.get(tp, 0) > slack:
+            return False
+    return True

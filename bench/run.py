@@ -1,0 +1,274 @@
+"""One command for the throughput benchmarks: ``python -m bench`` (from the repository root).
+
+Preloads page views (and users) onto unique topics, then runs each contender ``--runs`` times
+over the same input, interleaved (limit, contenders, limit, ...) so drift in machine load hits
+all of them alike. Prints medians with the ratio to the limit measured in the same run, and
+writes every raw run to ``bench/results/throughput-<time>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import preload
+from bench.kafka_io import Broker, group_done, unique_name
+from bench.measure import Measurement, Progress, run_until_done
+from pipeline.settings import KafkaSettings, SchemaRegistrySettings
+
+log = logging.getLogger("bench")
+
+RESULTS = Path(__file__).resolve().parent / "results"
+WINDOW_MS = 5 * 60 * 1000
+
+
+@dataclass
+class Inputs:
+    pageviews: str
+    users_avro: str
+    users_clean: str
+    events: int
+    user_updates: int
+
+
+@dataclass
+class Contender:
+    """One process kind to measure: how to start it and how to tell it has finished."""
+
+    name: str
+    #: (inputs, consumer group, state dir, output TOPIC_* names) -> the process's argv
+    command: Callable[[Inputs, str, Path, dict[str, str]], list[str]]
+    module: str | None = None
+    reads_users: bool = False
+    by_output: bool = False
+    instances: int = 1
+
+
+def _streams_cmd(module: str, *extra: str) -> Callable[..., list[str]]:
+    def cmd(_inputs: Inputs, group: str, state: Path, _topics: dict[str, str]) -> list[str]:
+        return [
+            sys.executable, "-m", module, "--consumer-group", group, "--state-dir", str(state),
+            "--commit-interval", "1", *extra,
+        ]  # fmt: skip
+
+    return cmd
+
+
+def _limit_cmd(inputs: Inputs, group: str, _state: Path, topics: dict[str, str]) -> list[str]:
+    return [
+        sys.executable, "-m", "bench.limit", "--input", inputs.pageviews,
+        "--output", topics["TOPIC_TUMBLING"], "--group", group,
+    ]  # fmt: skip
+
+
+def _bytewax_cmd(inputs: Inputs, _group: str, _state: Path, topics: dict[str, str]) -> list[str]:
+    flow = (
+        f"bench.bytewax_peer:build({inputs.pageviews!r}, {topics['TOPIC_TUMBLING']!r}, "
+        f"{KafkaSettings.from_env().bootstrap_servers!r})"
+    )
+    return [sys.executable, "-m", "bytewax.run", flow, "-w", "1"]
+
+
+def contenders(scale: list[int]) -> list[Contender]:
+    found = [
+        Contender("limit", _limit_cmd),
+        Contender("bytewax peer (tumbling)", _bytewax_cmd, by_output=True),
+        Contender("streams.windows changes", _streams_cmd("streams.windows", "--emit", "changes"),
+                  module="streams.windows"),
+        Contender("streams.windows cached", _streams_cmd("streams.windows", "--emit", "cached"),
+                  module="streams.windows"),
+        Contender("streams.country", _streams_cmd("streams.country"), module="streams.country",
+                  reads_users=True),
+        *(
+            Contender(f"streams.windows x{n}", _streams_cmd("streams.windows"),
+                      module="streams.windows", instances=n)
+            for n in scale if n > 1
+        ),
+    ]  # fmt: skip
+    return [c for c in found if c.module is None or importlib.util.find_spec(c.module)]
+
+
+def output_env(group: str) -> dict[str, str]:
+    """Unique output topic names for one run, as the processors' TOPIC_* overrides."""
+    names = (
+        "TOPIC_CLEANED_USERS", "TOPIC_PAGEVIEWS_BY_COUNTRY", "TOPIC_TUMBLING", "TOPIC_HOPPING",
+        "TOPIC_SESSION", "TOPIC_DEAD_LETTER", "TOPIC_LATE",
+    )  # fmt: skip
+    return {name: f"{group}-{name.removeprefix('TOPIC_').lower()}" for name in names}
+
+
+def group_progress(broker: Broker, group: str, input_topic: str, total: int) -> Progress:
+    def progress() -> tuple[int, bool]:
+        committed = broker.group_offsets(group)
+        done = sum(off for (topic, _p), off in committed.items() if topic == input_topic)
+        if done < total:
+            return done, False
+        # The input is processed; what the app re-read through its own topics may not be.
+        read = {t for t, _p in committed} | {
+            t for t in broker.topics_containing(group) if t.startswith("repartition__")
+        }
+        ends = {(t, p): off for t in read for p, off in broker.end_offsets(t).items()}
+        return done, group_done(committed, ends, input_topic)
+
+    return progress
+
+
+def output_progress(broker: Broker, topic: str, total: int) -> Progress:
+    def progress() -> tuple[int, bool]:
+        done = broker.record_count(topic)
+        return done, done >= total
+
+    return progress
+
+
+def measure_once(
+    broker: Broker, contender: Contender, inputs: Inputs, run: int, timeout_s: float
+) -> Measurement:
+    group = unique_name(contender.name.split()[0].replace(".", "-"))
+    topics = output_env(group)
+    broker.create_topics(topics.values(), partitions=5)
+    env = {
+        **os.environ,
+        **topics,
+        "TOPIC_PAGEVIEWS": inputs.pageviews,
+        "TOPIC_USERS": inputs.users_avro,
+        "LOG_LEVEL": "WARNING",
+    }
+    if contender.reads_users:
+        env["TOPIC_CLEANED_USERS"] = inputs.users_clean
+    with tempfile.TemporaryDirectory(prefix="bench-state-") as tmp:
+        states = [Path(tmp) / str(i) for i in range(contender.instances)]
+        cmds = [contender.command(inputs, group, s, topics) for s in states]
+        progress = (
+            output_progress(broker, topics["TOPIC_TUMBLING"], inputs.events)
+            if contender.by_output
+            else group_progress(broker, group, inputs.pageviews, inputs.events)
+        )
+        label = f"{contender.name.replace(' ', '_')}-run{run}"
+        try:
+            return run_until_done(
+                label, cmds, env, progress, inputs.events, RESULTS / "logs", timeout_s, states
+            )
+        finally:
+            broker.delete([*topics.values(), *broker.topics_containing(group)])
+
+
+def preload_inputs(broker: Broker, events: int, users: int, registry: str) -> Inputs:
+    inputs = Inputs(
+        pageviews=unique_name("pageviews"),
+        users_avro=unique_name("users"),
+        users_clean=unique_name("cleaned-users"),
+        events=events,
+        user_updates=users * 2,
+    )
+    broker.create_topics([inputs.pageviews], partitions=5)
+    broker.create_topics([inputs.users_avro, inputs.users_clean], 5, {"cleanup.policy": "compact"})
+    # Event time starts one day ago, window-aligned, so no window is open at "now".
+    now_ms = int(time.time() * 1000) - 24 * 3600 * 1000
+    plan = preload.PageViewPlan(events, users, now_ms - now_ms % WINDOW_MS)
+    user_plan = preload.UserPlan(users, inputs.user_updates)
+    schema_id = preload.register_users_schema(registry, f"{inputs.users_avro}-value")
+    preload.produce_all(
+        broker.bootstrap, inputs.users_avro,
+        preload.users_avro(user_plan, schema_id, plan.start_ms), inputs.user_updates,
+    )  # fmt: skip
+    clean = preload.cleaned_users(user_plan, plan.start_ms)
+    preload.produce_all(broker.bootstrap, inputs.users_clean, clean, len(clean))
+    preload.produce_all(broker.bootstrap, inputs.pageviews, preload.page_views(plan), events)
+    return inputs
+
+
+def summarise(runs: dict[str, list[Measurement]]) -> list[dict[str, object]]:
+    """Median per contender, and the median of per-run ratios to the limit of the same run."""
+    limits = runs["limit"]
+    rows = []
+    for name, ms in runs.items():
+        ratios = [m.events_per_s / lim.events_per_s for m, lim in zip(ms, limits, strict=False)]
+        rates = [m.events_per_s for m in ms]
+        rows.append(
+            {
+                "name": name,
+                "events_per_s": statistics.median(rates),
+                "spread": (max(rates) - min(rates)) / statistics.median(rates),
+                "ratio_to_limit": statistics.median(ratios),
+                "peak_rss_mb": statistics.median(m.peak_rss_mb for m in ms),
+                "state_mb": None
+                if ms[0].state_mb is None
+                else statistics.median(m.state_mb or 0.0 for m in ms),
+                "runs": [asdict(m) | {"events_per_s": m.events_per_s} for m in ms],
+            }
+        )
+    return rows
+
+
+def print_table(rows: list[dict[str, object]], console: Console) -> None:
+    table = Table(title="Throughput (median of runs; ratio = median of per-run ratios)")
+    for col in ("contender", "events/s", "x limit", "spread", "peak RSS MB", "state MB"):
+        table.add_column(col, justify="left" if col == "contender" else "right")
+    for r in rows:
+        state = r["state_mb"]
+        table.add_row(
+            str(r["name"]),
+            f"{r['events_per_s']:,.0f}",
+            f"{r['ratio_to_limit']:.2f}",
+            f"{r['spread']:.0%}",
+            f"{r['peak_rss_mb']:.0f}",
+            "-" if state is None else f"{state:.1f}",
+        )
+    console.print(table)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="page views to preload")
+    parser.add_argument("--users", type=int, default=10_000, help="distinct users")
+    parser.add_argument("--runs", type=int, default=3, help="runs per contender (median)")
+    parser.add_argument(
+        "--scale", type=int, nargs="*", default=[2, 5], help="instance counts for scale-out"
+    )
+    parser.add_argument(
+        "--only", nargs="*", help="measure only contenders whose name starts with one of these"
+    )
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per run at most")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    broker = Broker(KafkaSettings.from_env().bootstrap_servers)
+    chosen = [c for c in contenders(args.scale) if not args.only or c.name.startswith(
+        ("limit", *args.only))]  # fmt: skip
+    try:
+        inputs = preload_inputs(
+            broker, args.events, args.users, SchemaRegistrySettings.from_env().url
+        )
+        runs: dict[str, list[Measurement]] = {c.name: [] for c in chosen}
+        for run in range(args.runs):
+            for contender in chosen:
+                m = measure_once(broker, contender, inputs, run, args.timeout)
+                log.info("%s run %d: %.0f events/s", contender.name, run, m.events_per_s)
+                runs[contender.name].append(m)
+        rows = summarise(runs)
+    finally:
+        broker.delete_created()
+        broker.close()
+    print_table(rows, Console())
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"throughput-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps({"events": args.events, "users": args.users, "rows": rows}, indent=2))
+    log.info("wrote %s", out)
+    return 0

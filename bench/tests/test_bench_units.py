@@ -1,0 +1,76 @@
+"""Broker-free tests of the benchmark's own logic: input generation, rates, completion."""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import fastavro
+import orjson
+
+from bench import bytewax_peer, preload
+from bench.kafka_io import group_done
+from bench.measure import steady_rate
+
+
+def test_page_views_follow_the_contract_and_are_deterministic() -> None:
+    plan = preload.PageViewPlan(count=250, users=7, start_ms=1_700_000_000_000, step_ms=10)
+    records = list(preload.page_views(plan))
+    assert records == list(preload.page_views(plan))
+    key, value, ts = records[0]
+    row = orjson.loads(value)
+    assert key.decode() == row["session_id"]
+    assert set(row) == {"session_id", "user_id", "source", "event_timestamp"}
+    assert row["event_timestamp"] == "2023-11-14 22:13:20"
+    assert ts == 1_700_000_000_000
+    # 10 ms apart, truncated to whole seconds: the 101st record is one second later.
+    assert records[100][2] == 1_700_000_001_000
+    assert {orjson.loads(v)["user_id"] for _k, v, _t in records} <= set(range(1, 8))
+
+
+def test_users_avro_is_confluent_wire_format() -> None:
+    plan = preload.UserPlan(users=5, updates=5, null_ratio=0.0)
+    key, value, _ts = next(preload.users_avro(plan, schema_id=42, ts_ms=0))
+    assert key == b"1"
+    assert value is not None
+    assert struct.unpack(">bI", value[:5]) == (0, 42)
+    body = fastavro.schemaless_reader(io.BytesIO(value[5:]), preload.USERS_SCHEMA)
+    assert body["user_id"] == 1
+
+
+def test_cleaned_users_keep_latest_complete_rows_only() -> None:
+    plan = preload.UserPlan(users=50, updates=400, null_ratio=0.3, delete_ratio=0.2)
+    latest: dict[int, dict[str, object] | None] = {}
+    for user_id, row in preload.user_rows(plan):
+        latest[user_id] = row
+    expected = {
+        uid: row for uid, row in latest.items() if row is not None and None not in row.values()
+    }
+    clean = preload.cleaned_users(plan, ts_ms=0)
+    assert {int(k): orjson.loads(v) for k, v, _t in clean} == expected
+    assert 0 < len(expected) < 50  # the plan does exercise NULLs and deletes
+
+
+def test_steady_rate_excludes_work_done_before_the_clock_started() -> None:
+    assert steady_rate((10.0, 100), (20.0, 1100)) == (1000, 10.0)
+
+
+def test_group_done_allows_a_transaction_marker_only_on_internal_topics() -> None:
+    ends = {("in", 0): 10, ("repartition__g--in--x", 0): 7}
+    assert group_done({("in", 0): 10, ("repartition__g--in--x", 0): 6}, ends, "in")
+    assert not group_done({("in", 0): 9, ("repartition__g--in--x", 0): 7}, ends, "in")
+    assert not group_done({("in", 0): 10, ("repartition__g--in--x", 0): 5}, ends, "in")
+    assert not group_done({("in", 0): 10}, ends, "in")
+
+
+def test_peer_counts_tumbling_windows_and_refuses_late_views() -> None:
+    window, grace = bytewax_peer.WINDOW_MS, bytewax_peer.GRACE_MS
+    state = None
+    outputs = []
+    for ts in (0, 1_000, window, 2_000, window + window + grace, 3_000):
+        state, out = bytewax_peer.count_view(state, ("Inbox", ts))
+        outputs.append(None if out is None else (out[0], orjson.loads(out[1])["pageview_count"]))
+    assert outputs == [(0, 1), (0, 2), (window, 1), (0, 3), (2 * window, 1), None]
+    assert state is not None and state.late == 1
+    # Event time reached the end of window 1 plus grace, so it was closed too.
+    assert sorted(state.counts) == [2 * window]

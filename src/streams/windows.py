@@ -1,0 +1,421 @@
+"""``python -m streams.windows``: page views counted by source in three kinds of window.
+
+topic1 (page views) -> topic6 tumbling, topic7 hopping, topic8 session counts per ``source``,
+with ksqlDB's semantics (see :mod:`streams.windowing`). Page views are validated (bad ones go
+to the dead-letter topic with the reason), re-keyed by source once (plain-string keys, so the
+repartition topic co-partitions with anything keyed by source), then ONE stateful step per
+record updates all three window kinds in one state entry per window on RocksDB with changelog:
+fault tolerant and exactly-once, without three built-in Quix windows per record.
+
+Records too late for a window go to the late topic with the reason; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from quixstreams import Application
+from quixstreams.context import message_context
+from quixstreams.dataframe import StreamingDataFrame
+from quixstreams.models import Topic
+from quixstreams.state.base.state import State, TransactionState
+
+from pipeline import topics as topic_names
+from pipeline.settings import KafkaSettings, env, env_int
+from streams.timestamps import InvalidTimestamp, parse_event_timestamp
+from streams.windowing import (
+    DEFAULT_CACHE_MS,
+    EMIT_MODES,
+    WindowEngine,
+    WindowSpec,
+    count_aggregate,
+)
+
+logger = logging.getLogger("streams.windows")
+
+PROCESSOR = "streams.windows"
+MINUTE_MS = 60_000
+COUNT_COLUMN = "pageview_count"
+_LATE = 3  # route of late records; 0..2 are the spec indexes
+
+
+@dataclass(frozen=True)
+class WindowsConfig:
+    """Window sizes in ms; ``grace_ms=None`` means ksqlDB's default (see streams.windowing)."""
+
+    tumbling_ms: int = 5 * MINUTE_MS
+    hopping_ms: int = 5 * MINUTE_MS
+    hop_ms: int = MINUTE_MS
+    session_gap_ms: int = 5 * MINUTE_MS
+    grace_ms: int | None = None
+    emit: str = "changes"
+    cache_ms: int = DEFAULT_CACHE_MS
+
+    def specs(self) -> list[WindowSpec]:
+        """Tumbling, hopping, session: the index is the route to topic6, topic7, topic8."""
+        return [
+            WindowSpec.tumbling(self.tumbling_ms, self.grace_ms),
+            WindowSpec.hopping(self.hopping_ms, self.hop_ms, self.grace_ms),
+            WindowSpec.session(self.session_gap_ms, self.grace_ms),
+        ]
+
+    def engine(self) -> WindowEngine:
+        aggregate = count_aggregate(COUNT_COLUMN)
+        return WindowEngine(self.specs(), aggregate, self.emit, cache_ms=self.cache_ms)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """CLI flags; each defaults to its environment variable, then to the built-in default."""
+    grace = env("WINDOWS_GRACE_MS", "")
+    parser.add_argument(
+        "--tumbling-ms",
+        type=int,
+        default=env_int("WINDOWS_TUMBLING_MS", WindowsConfig.tumbling_ms),
+        help="tumbling window size, ms (env WINDOWS_TUMBLING_MS; default 5 min)",
+    )
+    parser.add_argument(
+        "--hopping-ms",
+        type=int,
+        default=env_int("WINDOWS_HOPPING_MS", WindowsConfig.hopping_ms),
+        help="hopping window size, ms (env WINDOWS_HOPPING_MS; default 5 min)",
+    )
+    parser.add_argument(
+        "--hop-ms",
+        type=int,
+        default=env_int("WINDOWS_HOP_MS", WindowsConfig.hop_ms),
+        help="hopping window advance, ms (env WINDOWS_HOP_MS; default 1 min)",
+    )
+    parser.add_argument(
+        "--session-gap-ms",
+        type=int,
+        default=env_int("WINDOWS_SESSION_GAP_MS", WindowsConfig.session_gap_ms),
+        help="session inactivity gap, ms (env WINDOWS_SESSION_GAP_MS; default 5 min)",
+    )
+    parser.add_argument(
+        "--grace-ms",
+        type=int,
+        default=int(grace) if grace else None,
+        help="grace period for late records, ms (env WINDOWS_GRACE_MS; default as ksqlDB: "
+        "24 h - window size under --emit changes, 0 under --emit final)",
+    )
+    parser.add_argument(
+        "--emit",
+        choices=EMIT_MODES,
+        default=env("WINDOWS_EMIT", "changes"),
+        help="changes: every update (EMIT CHANGES); final: once per window when it closes "
+        "(EMIT FINAL); cached: the latest update per window every --cache-ms, as ksqlDB's "
+        "record cache (env WINDOWS_EMIT; default changes)",
+    )
+    parser.add_argument(
+        "--cache-ms",
+        type=int,
+        default=env_int("WINDOWS_CACHE_MS", DEFAULT_CACHE_MS),
+        help="flush period of --emit cached, ms (env WINDOWS_CACHE_MS; default 2000, "
+        "ksqlDB's commit interval)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> WindowsConfig:
+    config = WindowsConfig(
+        args.tumbling_ms,
+        args.hopping_ms,
+        args.hop_ms,
+        args.session_gap_ms,
+        args.grace_ms,
+        args.emit,
+    )
+    config.specs()  # validates sizes now, with a clear message, not at the first record
+    return config
+
+
+@dataclass(frozen=True)
+class WindowTopics:
+    """Output topics by route: specs 0..2 then late; bad input goes to ``dead_letter``."""
+
+    tumbling: Topic
+    hopping: Topic
+    session: Topic
+    late: Topic
+    dead_letter: Topic
+
+    def by_route(self) -> list[Topic]:
+        return [self.tumbling, self.hopping, self.session, self.late]
+
+
+class BadPageView:
+    """A page view that cannot be processed, with the reason for the dead-letter record."""
+
+    __slots__ = ("error_type", "reason")
+
+    def __init__(self, reason: str, error_type: str) -> None:
+        self.reason = reason
+        self.error_type = error_type
+
+
+def parse_pageview(value: bytes | None, key: bytes | None) -> dict[str, Any] | BadPageView:
+    """The page view with ``event_timestamp`` as epoch ms, or why it is rejected."""
+    if key is None:
+        return BadPageView("null key (expected the session_id)", "NullKey")
+    if value is None:
+        return BadPageView("null value", "NullValue")
+    try:
+        view = orjson.loads(value)
+    except ValueError as exc:
+        return BadPageView(f"value is not JSON: {exc}", "MalformedJson")
+    if not isinstance(view, dict):
+        return BadPageView(f"value is not a JSON object: {type(view).__name__}", "WrongShape")
+    source = view.get("source")
+    if not isinstance(source, str) or not source:
+        return BadPageView(f"source must be a non-empty string, got {source!r}", "BadField")
+    user_id = view.get("user_id")
+    if not isinstance(user_id, int) or isinstance(user_id, bool):
+        return BadPageView(f"user_id must be an integer, got {user_id!r}", "BadField")
+    if not isinstance(view.get("session_id"), str):
+        return BadPageView(
+            f"session_id must be a string, got {view.get('session_id')!r}", "BadField"
+        )
+    try:
+        view["event_timestamp"] = parse_event_timestamp(view.get("event_timestamp"))
+    except InvalidTimestamp as exc:
+        return BadPageView(str(exc), "InvalidTimestamp")
+    return view
+
+
+def _dead_letter_headers(value: Any, key: Any, timestamp: int, headers: Any) -> list:
+    bad: BadPageView = value[0]
+    ctx = message_context()
+    return [
+        *(headers or []),
+        ("error", bad.reason.encode()),
+        ("error.type", bad.error_type.encode()),
+        ("source.topic", ctx.topic.encode()),
+        ("source.partition", str(ctx.partition).encode()),
+        ("source.offset", str(ctx.offset).encode()),
+        ("processor", PROCESSOR.encode()),
+    ]
+
+
+class PartitionStates:
+    """Partition-scoped engine state over Quix's per-key state, cached for the transaction.
+
+    Stream time is per input partition (as ksqlDB's), so the engine needs partition scope (its
+    own keys carry the group): the transaction is re-prefixed. A Quix state get/set costs
+    ~25 us (key and value (de)serialisation, bookkeeping) and a page view touches 8 entries,
+    which made state most of a record's cost. So values live as objects in a cache per
+    transaction, and the entries changed are written to the transaction once, just before
+    Quix prepares it for commit (changelog, then RocksDB): what is committed is exactly what
+    per-record writes would have committed. A new transaction (each checkpoint, or after a
+    rebalance or an abort) starts an empty cache, so the cache never outlives its state.
+    This class holds the module's Quix-internal coupling (``_transaction`` and wrapping its
+    ``prepare``; quixstreams is pinned to 3.28.1).
+    """
+
+    def __init__(self) -> None:
+        self._current: dict[int, CachedState] = {}
+
+    def __call__(self, state: TransactionState) -> CachedState:
+        transaction = state._transaction
+        cached = self._current.get(id(transaction))
+        if cached is None or cached.transaction is not transaction:
+            if len(self._current) >= 64:
+                # Release finished transactions; live partitions re-create their entry.
+                self._current.clear()
+            cached = CachedState(transaction, transaction.as_state(prefix="windows"))
+            prepare = transaction.prepare
+
+            def flush_then_prepare(*args: Any, **kwargs: Any) -> Any:
+                cached.flush()
+                return prepare(*args, **kwargs)
+
+            transaction.prepare = flush_then_prepare
+            self._current[id(transaction)] = cached
+        return cached
+
+
+class CachedState:
+    """The engine's state for one transaction: reads cached, writes deferred to ``flush``."""
+
+    __slots__ = ("_cache", "_dirty", "_state", "transaction")
+
+    _MISSING = object()
+
+    def __init__(self, transaction: Any, state: State) -> None:
+        self.transaction = transaction
+        self._state = state
+        self._cache: dict[str, Any] = {}
+        self._dirty: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._cache.get(key, self._MISSING)
+        if value is self._MISSING:
+            value = self._cache[key] = self._state.get(key)
+        return default if value is None else value
+
+    def set(self, key: str, value: Any) -> None:
+        self._cache[key] = value
+        self._dirty.add(key)
+
+    def delete(self, key: str) -> None:
+        self._cache[key] = None
+        self._dirty.add(key)
+
+    def flush(self) -> None:
+        """Write every changed entry (its latest value) to the transaction."""
+        for key in self._dirty:
+            value = self._cache[key]
+            if value is None:
+                self._state.delete(key)
+            else:
+                self._state.set(key, value)
+        self._dirty.clear()
+
+
+class LateCounter:
+    """Counts late records; logs the first few in full, then every 1000th (no log flood)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, group: str, timestamp: int, reason: str) -> None:
+        self.count += 1
+        if self.count <= 10 or self.count % 1000 == 0:
+            logger.warning(
+                "late page view #%d (source %s, event time %d): %s",
+                self.count,
+                group,
+                timestamp,
+                reason,
+            )
+
+
+class Output(dict):
+    """An output record's value, carrying its route, key and timestamp as attributes.
+
+    JSON serialisation sees only the dict. One ``to_topic`` with a topic callback then
+    replaces a filter branch per output topic: Quix's per-stage cost per output record
+    dominates under EMIT CHANGES (8 outputs per page view).
+    """
+
+    __slots__ = ("key", "route", "timestamp")
+
+
+def window_step(
+    engine: WindowEngine, on_late: Callable[[str, int, str], None]
+) -> Callable[..., Iterable[Output]]:
+    """The stateful step: one call per page view -> its output records in order."""
+    kinds = [spec.kind for spec in engine.specs]
+    zero = {COUNT_COLUMN: 0}
+    partition_state = PartitionStates()
+
+    def output(route: int, key: str, value: dict, timestamp: int) -> Output:
+        out = Output(value)
+        out.route, out.key, out.timestamp = route, key, timestamp
+        return out
+
+    def step(view: dict, key: str, timestamp: int, _headers: Any, state: Any) -> list[Output]:
+        results, late = engine.process(partition_state(state), key, view, timestamp)
+        out = [output(r.spec_index, *r.record("source", zero), r.timestamp) for r in results]
+        for index, reason in late:
+            on_late(key, timestamp, reason)
+            value = {"pageview": view, "window": kinds[index], "reason": reason}
+            out.append(output(_LATE, view["session_id"], value, timestamp))
+        return out
+
+    return step
+
+
+def build(sdf: StreamingDataFrame, config: WindowsConfig, topics: WindowTopics) -> None:
+    """Wire validation, repartitioning and the window step onto ``sdf`` (raw key/value bytes)."""
+    checked = sdf.apply(
+        lambda value, key, _ts, _headers: (parse_pageview(value, key), value), metadata=True
+    )
+    bad = checked.filter(lambda pair: isinstance(pair[0], BadPageView))
+    bad.set_headers(_dead_letter_headers).apply(lambda pair: pair[1]).to_topic(topics.dead_letter)
+
+    views = checked.filter(lambda pair: not isinstance(pair[0], BadPageView))
+    views = views.apply(lambda pair: pair[0])
+    views = views.set_timestamp(lambda view, _key, _ts, _headers: view["event_timestamp"])
+    # Plain-string keys (Quix would JSON-quote them) so the key is the bare source name.
+    by_source = views.group_by("source", key_serializer="str", key_deserializer="str")
+    outputs = by_source.apply(
+        window_step(config.engine(), LateCounter()), stateful=True, metadata=True, expand=True
+    )
+    outputs = outputs.set_timestamp(lambda out, _key, _ts, _headers: out.timestamp)
+    # Window records are not any one input's: do not pass its headers on.
+    outputs = outputs.set_headers(lambda _value, _key, _ts, _headers: [])
+    by_route = topics.by_route()
+    outputs.to_topic(lambda out, _key, _ts, _headers: by_route[out.route], key=lambda out: out.key)
+
+
+def declare_topics(app: Application) -> tuple[Topic, WindowTopics]:
+    """The input topic (raw bytes, for dead-lettering as received) and the outputs."""
+
+    def output(name: str, value_serializer: str = "json") -> Topic:
+        return app.topic(name, key_serializer="str", value_serializer=value_serializer)
+
+    pageviews = app.topic(
+        topic_names.PAGEVIEWS, key_deserializer="bytes", value_deserializer="bytes"
+    )
+    outputs = WindowTopics(
+        tumbling=output(topic_names.TUMBLING),
+        hopping=output(topic_names.HOPPING),
+        session=output(topic_names.SESSION),
+        late=output(topic_names.LATE),
+        dead_letter=app.topic(
+            topic_names.DEAD_LETTER, key_serializer="bytes", value_serializer="bytes"
+        ),
+    )
+    return pageviews, outputs
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m streams.windows",
+        description="Count page views by source in tumbling, hopping and session windows "
+        "(topic1 -> topic6, topic7, topic8), with ksqlDB's semantics. Topic names come from "
+        "the TOPIC_* environment variables (src/pipeline/topics.py).",
+    )
+    add_arguments(parser)
+    parser.add_argument(
+        "--consumer-group",
+        default=env("WINDOWS_CONSUMER_GROUP", "pageview-streams-windows"),
+        help="Kafka consumer group (env WINDOWS_CONSUMER_GROUP)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        default=env("STREAMS_STATE_DIR", "state"),
+        help="RocksDB state directory (env STREAMS_STATE_DIR)",
+    )
+    parser.add_argument(
+        "--commit-interval",
+        type=float,
+        default=float(env("STREAMS_COMMIT_INTERVAL_S", "5")),
+        help="seconds between commits (transactions under exactly-once) "
+        "(env STREAMS_COMMIT_INTERVAL_S; default 5)",
+    )
+    args = parser.parse_args(argv)
+    config = config_from_args(args)
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+    app = Application(
+        broker_address=KafkaSettings.from_env().bootstrap_servers,
+        consumer_group=args.consumer_group,
+        auto_offset_reset="earliest",
+        processing_guarantee="exactly-once",
+        commit_interval=args.commit_interval,
+        state_dir=args.state_dir,
+        producer_extra_config={"partitioner": "murmur2_random"},
+    )
+    pageviews, outputs = declare_topics(app)
+    build(app.dataframe(pageviews), config, outputs)
+    logger.info("windows: %s", config)
+    app.run()
+
+
+if __name__ == "__main__":
+    main()

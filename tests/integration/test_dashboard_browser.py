@@ -1,0 +1,194 @@
+"""The running dashboard in a real headless Chromium, fed by real Pinot tables.
+
+Streamlit is started on a free 127.0.0.1 port against unique tables loaded through Kafka;
+Debian's Chromium (no browser download) must render all charts with no error element, and
+the page is saved as ``artifacts/dashboard.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from dashboard.queries import SOURCES, DashboardQueries
+from pinot.client import PinotBroker, PinotController
+from pinot.kafka_load import TransactionalWriter
+from pinot.provision import temporary_tables, unique_specs
+from pipeline.settings import PinotSettings
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+MIN = 60_000
+NOW = (int(time.time() * 1000) // MIN) * MIN
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def rows(kind: str) -> list[dict[str, object]]:
+    """A few windows per group over the last half hour, so every line has several points."""
+    out: list[dict[str, object]] = []
+    for i in range(6):
+        start = NOW - (30 - 5 * i) * MIN
+        end = start + 5 * MIN
+        if kind == "country":
+            for n, country in enumerate(("France", "Germany", "unknown")):
+                age = None if country == "unknown" else 30.0 + n + i
+                out.append(
+                    {
+                        "country": country,
+                        "window_start": start,
+                        "window_end": end,
+                        "pageview_count": 2 + n + i,
+                        "average_age": age,
+                    }
+                )
+        else:
+            for n, source in enumerate(SOURCES):
+                row = {
+                    "source": source,
+                    "window_start": start,
+                    "window_end": end,
+                    "pageview_count": 1 + n + (i % 3),
+                }
+                if kind == "session":
+                    row["deleted"] = False
+                out.append(row)
+    return out
+
+
+@pytest.fixture
+def loaded_tables(
+    kafka: str, pinot: PinotSettings, make_topic: Callable[..., str]
+) -> Iterator[dict[str, str]]:
+    kinds = ("country", "tumbling", "hopping", "session")
+    specs = unique_specs("ui", {k: make_topic(f"ui-{k}", partitions=1) for k in kinds})
+    broker = PinotBroker(pinot.broker_url)
+    with temporary_tables(PinotController(pinot.controller_url), broker, specs.values()):
+        for kind, spec in specs.items():
+            with TransactionalWriter(kafka, spec) as writer:
+                writer.write(rows(kind))
+        queries = DashboardQueries(broker, specs)
+        deadline = time.monotonic() + 90
+        for kind in kinds:
+            fetch = getattr(queries, kind)
+            args = (0,) if kind == "country" else (0, SOURCES)
+            while len(fetch(*args).frame) < len(rows(kind)):
+                assert time.monotonic() < deadline, f"{kind} rows never reached Pinot"
+                time.sleep(0.5)
+        yield {f"PINOT_TABLE_{k.upper()}": s.table for k, s in specs.items()}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def dashboard_url(
+    loaded_tables: dict[str, str], pinot: PinotSettings, tmp_path: Path
+) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, **loaded_tables, "PINOT_BROKER_URL": pinot.broker_url}
+    log = (tmp_path / "streamlit.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "src/dashboard/app.py"),
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--server.fileWatcherType",
+            "none",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{url}/_stcore/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            assert process.poll() is None, (tmp_path / "streamlit.log").read_text()
+            assert time.monotonic() < deadline, "streamlit did not start"
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+def test_dashboard_renders_all_charts_in_chromium(dashboard_url: str, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    artifacts = ROOT / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),  # a fresh --user-data-dir
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 2600},
+        )
+        try:
+            page = browser.new_page()
+            page.goto(dashboard_url)
+            page.get_by_text("Last updated").wait_for(timeout=60_000)
+            charts = page.locator('[data-testid="stVegaLiteChart"]')
+            # Country page views + average age, tumbling, hopping, session.
+            page.wait_for_function(
+                'document.querySelectorAll(\'[data-testid="stVegaLiteChart"] canvas, '
+                '[data-testid="stVegaLiteChart"] svg.marks\').length >= 5',
+                timeout=60_000,
+            )
+            assert charts.count() == 5
+            for heading in (
+                "Page views and average age by country",
+                "Tumbling windows (5 min)",
+                "Hopping windows (5 min, every 1 min)",
+                "Sessions (5 min gap)",
+            ):
+                assert page.get_by_role("heading", name=heading).count() == 1
+            assert page.locator('[data-testid="stException"]').count() == 0
+            assert (
+                page.locator('[data-testid="stAlert"], [data-testid="stAlertContainer"]').count()
+                == 0
+            )
+            # Every chart got all 18 rows (6 windows x 3 groups) and shows its query latency.
+            assert page.get_by_text(re.compile(r"^18 points · query \d+ ms")).count() == 4
+            page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
+        finally:
+            browser.close()

@@ -1,0 +1,281 @@
+"""``python -m streams.windows`` on the native stack: exact window contents, dead letters, and
+exactly-once across a SIGKILL.
+
+The input is deterministic (fixed seed): page views of three sources over 40 minutes of event
+time, shuffled within a few seconds as producers do, plus bad records. With EMIT CHANGES every
+valid view is exactly one update of its tumbling window and five of its hopping windows, so
+the record counts prove nothing was lost or counted twice; the latest value per key (what a
+compacted topic or Pinot upsert keeps) must equal the counts computed here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+pytestmark = pytest.mark.integration
+
+SOURCES = ("Homepage", "Inbox", "External")
+T0 = 1_700_000_100_000  # a multiple of 5 minutes
+MINUTE = 60_000
+BAD = [
+    (None, json.dumps({"session_id": "x", "user_id": 1, "source": "Inbox"}).encode(), "NullKey"),
+    (b"s-bad-1", b"{not json", "MalformedJson"),
+    (b"s-bad-2", json.dumps({"session_id": "s-bad-2", "user_id": 1}).encode(), "BadField"),
+    (
+        b"s-bad-3",
+        json.dumps(
+            {"session_id": "s-bad-3", "user_id": 1, "source": "Inbox", "event_timestamp": 17}
+        ).encode(),
+        "InvalidTimestamp",
+    ),
+]
+
+
+def make_views(count: int, seed: int = 4) -> list[dict]:
+    """Views with a session gap in the middle for each source, so sessions split and merge."""
+    rng = random.Random(seed)
+    views = []
+    for i in range(count):
+        source = SOURCES[i % 3]
+        ts = T0 + rng.randrange(0, 40 * MINUTE)
+        if source == "External" and 15 * MINUTE <= ts - T0 < 26 * MINUTE:
+            continue  # an 11-minute hole: two External sessions (gap 5 min)
+        views.append(
+            {"session_id": f"s{i % 50}", "user_id": i % 17, "source": source, "event_timestamp": ts}
+        )
+    # Sorted by time, then locally shuffled: out of order by seconds, as real producers are.
+    views.sort(key=lambda v: v["event_timestamp"])
+    for i in range(0, len(views) - 5, 5):
+        chunk = views[i : i + 5]
+        rng.shuffle(chunk)
+        views[i : i + 5] = chunk
+    return views
+
+
+def expected_windows(views: list[dict]):
+    tumbling, hopping = Counter(), Counter()
+    for v in views:
+        ts = v["event_timestamp"]
+        tumbling[(v["source"], ts - ts % (5 * MINUTE))] += 1
+        start = max(0, ts - 5 * MINUTE + MINUTE) // MINUTE * MINUTE
+        while start <= ts:
+            hopping[(v["source"], start)] += 1
+            start += MINUTE
+    sessions = {}
+    by_source = defaultdict(list)
+    for v in views:
+        by_source[v["source"]].append(v["event_timestamp"])
+    for source, times in by_source.items():
+        times.sort()
+        start = prev = times[0]
+        count = 0
+        for ts in times:
+            if ts - prev > 5 * MINUTE:
+                sessions[(source, start)] = (prev, count)
+                start, count = ts, 0
+            prev, count = ts, count + 1
+        sessions[(source, start)] = (prev, count)
+    return tumbling, hopping, sessions
+
+
+def produce(kafka: str, topic: str, views: list[dict], bad=()) -> None:
+    producer = Producer({"bootstrap.servers": kafka, "partitioner": "murmur2_random"})
+    for key, value, _ in bad:
+        producer.produce(topic, key=key, value=value, headers=[("origin", b"test")])
+    for v in views:
+        producer.produce(
+            topic, key=v["session_id"], value=json.dumps(v), timestamp=v["event_timestamp"]
+        )
+    assert producer.flush(30) == 0
+
+
+def read_all(kafka: str, topic: str, expected: int, timeout: float = 180.0) -> list:
+    """Committed records of ``topic``: once ``expected`` arrived, until 3 s pass with no more."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka,
+            "group.id": f"test-reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    records: list = []
+    deadline = time.monotonic() + timeout
+    last_arrival = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            batch = [m for m in consumer.consume(1000, timeout=1.0) if m.error() is None]
+            if batch:
+                records += batch
+                last_arrival = time.monotonic()
+            elif len(records) >= expected and time.monotonic() - last_arrival > 3:
+                break
+    finally:
+        consumer.close()
+    return records
+
+
+def committed_input(kafka: str, topic: str, group: str) -> int:
+    """How many input records the app's group has committed (its transactions' offsets)."""
+    consumer = Consumer({"bootstrap.servers": kafka, "group.id": group})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        return sum(max(tp.offset, 0) for tp in committed)
+    finally:
+        consumer.close()
+
+
+def latest_by_key(records) -> dict:
+    return {m.key().decode(): json.loads(m.value()) for m in records}
+
+
+class WindowsApp:
+    """The app as a subprocess with its own topics, consumer group and state directory."""
+
+    def __init__(self, kafka: str, topics: dict[str, str], state_dir: Path) -> None:
+        self.group = f"test-windows-{uuid.uuid4().hex[:8]}"
+        self.env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "WINDOWS_CONSUMER_GROUP": self.group,
+            "STREAMS_STATE_DIR": str(state_dir),
+            "STREAMS_COMMIT_INTERVAL_S": "1",
+            **topics,
+        }
+        self.process: subprocess.Popen | None = None
+        self.log = state_dir / "app.log"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streams.windows"],
+            env=self.env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture
+def windows_env(kafka, make_topic, tmp_path):
+    topics = {
+        "TOPIC_PAGEVIEWS": make_topic("pageviews", 5),
+        "TOPIC_TUMBLING": make_topic("tumbling", 5),
+        "TOPIC_HOPPING": make_topic("hopping", 5),
+        "TOPIC_SESSION": make_topic("session", 5),
+        "TOPIC_LATE": make_topic("late", 1),
+        "TOPIC_DEAD_LETTER": make_topic("dead-letter", 1),
+    }
+    app = WindowsApp(kafka, topics, tmp_path)
+    yield app, topics
+    app.stop()
+    # Quix's repartition and changelog topics carry the unique group name.
+    admin = AdminClient({"bootstrap.servers": kafka})
+    internal = [t for t in admin.list_topics(timeout=10).topics if app.group in t]
+    if internal:
+        for future in admin.delete_topics(internal).values():
+            future.exception(timeout=30)
+
+
+def assert_windows(kafka, topics, views):
+    tumbling, hopping, sessions = expected_windows(views)
+    six = read_all(kafka, topics["TOPIC_TUMBLING"], len(views))
+    seven = read_all(kafka, topics["TOPIC_HOPPING"], 5 * len(views))
+    # Exactly one update per view per window it belongs to: nothing lost, nothing twice.
+    assert len(six) == len(views)
+    assert len(seven) == 5 * len(views)
+    assert latest_by_key(six) == {
+        f"{s}|{start}": {
+            "source": s,
+            "window_start": start,
+            "window_end": start + 5 * MINUTE,
+            "pageview_count": n,
+        }
+        for (s, start), n in tumbling.items()
+    }
+    assert latest_by_key(seven) == {
+        f"{s}|{start}": {
+            "source": s,
+            "window_start": start,
+            "window_end": start + 5 * MINUTE,
+            "pageview_count": n,
+        }
+        for (s, start), n in hopping.items()
+    }
+    eight = read_all(kafka, topics["TOPIC_SESSION"], len(sessions))
+    live = {k: v for k, v in latest_by_key(eight).items() if not v["deleted"]}
+    assert live == {
+        f"{s}|{start}": {
+            "source": s,
+            "window_start": start,
+            "window_end": end,
+            "pageview_count": n,
+            "deleted": False,
+        }
+        for (s, start), (end, n) in sessions.items()
+    }
+    assert len([key for key in sessions if key[0] == "External"]) == 2
+
+
+def test_windows_app_writes_exact_windows_and_dead_letters(kafka, windows_env):
+    app, topics = windows_env
+    views = make_views(900)
+    produce(kafka, topics["TOPIC_PAGEVIEWS"], views, BAD)
+    app.start()
+    assert_windows(kafka, topics, views)
+    dead = read_all(kafka, topics["TOPIC_DEAD_LETTER"], len(BAD))
+    assert Counter((m.key(), m.value()) for m in dead) == Counter((k, v) for k, v, _ in BAD)
+    for message in dead:
+        headers = dict(message.headers())
+        assert headers["origin"] == b"test"  # original headers kept
+        assert headers["error.type"].decode() == {k: t for k, _, t in BAD}[message.key()]
+        assert headers["error"]
+        assert headers["source.topic"].decode() == topics["TOPIC_PAGEVIEWS"]
+        assert int(headers["source.partition"]) in range(5)
+        assert int(headers["source.offset"]) >= 0
+        assert headers["processor"] == b"streams.windows"
+    assert read_all(kafka, topics["TOPIC_LATE"], 0, timeout=5) == []
+
+
+def test_windows_app_survives_sigkill_without_loss_or_duplicates(kafka, windows_env):
+    app, topics = windows_env
+    views = make_views(30_000, seed=9)
+    produce(kafka, topics["TOPIC_PAGEVIEWS"], views)
+    app.start()
+    deadline = time.monotonic() + 120
+    # Kill after at least one commit, so the restart must restore state from the changelog.
+    while committed_input(kafka, topics["TOPIC_PAGEVIEWS"], app.group) == 0:
+        assert time.monotonic() < deadline, f"no commit; see {app.log}"
+        time.sleep(0.2)
+    app.kill()
+    before_restart = len(read_all(kafka, topics["TOPIC_TUMBLING"], 0, timeout=10))
+    assert 0 < before_restart < len(views), "the kill must land mid-run"
+    app.start()
+    assert_windows(kafka, topics, views)

@@ -1,0 +1,236 @@
+"""The window engine on a dict state: exact outputs per window kind, merges, grace, emit modes."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.windowing import (
+    DictState,
+    WindowEngine,
+    WindowResult,
+    WindowSpec,
+    count_aggregate,
+)
+
+COUNT = count_aggregate("n")
+
+
+def feed(engine: WindowEngine, records, state: DictState | None = None):
+    """Feed (group, ts) records; return (results as tuples, [(group, ts, spec index)] late)."""
+    state = DictState() if state is None else state
+    outputs, lates = [], []
+    for group, ts in records:
+        results, late = engine.process(state, group, None, ts)
+        outputs += [as_tuple(r) for r in results]
+        lates += [(group, ts, index) for index, _reason in late]
+    return outputs, lates
+
+
+def as_tuple(r: WindowResult):
+    count = None if r.value is None else r.value["n"]
+    return (r.spec_index, r.group, r.start, r.end, count, r.timestamp)
+
+
+def test_tumbling_counts_every_update_in_aligned_windows():
+    engine = WindowEngine([WindowSpec.tumbling(10)], COUNT)
+    out, late = feed(engine, [("A", 1), ("A", 5), ("B", 3), ("A", 12), ("A", 9)])
+    assert out == [
+        (0, "A", 0, 10, 1, 1),
+        (0, "A", 0, 10, 2, 5),
+        (0, "B", 0, 10, 1, 3),
+        (0, "A", 10, 20, 1, 12),
+        (0, "A", 0, 10, 3, 9),  # out of order, within the default grace (24 h - size)
+    ]
+    assert late == []
+
+
+def test_hopping_assigns_every_window_containing_the_record_as_ksqldb():
+    engine = WindowEngine([WindowSpec.hopping(10, 5)], COUNT)
+    out, _ = feed(engine, [("A", 12), ("A", 3)])
+    assert out == [
+        (0, "A", 5, 15, 1, 12),
+        (0, "A", 10, 20, 1, 12),
+        (0, "A", 0, 10, 1, 3),  # no negative-start window: ksqlDB starts at max(0, ...)
+    ]
+
+
+def test_session_gap_is_inclusive_and_a_late_bridge_merges_with_retractions():
+    engine = WindowEngine([WindowSpec.session(10)], COUNT)
+    out, late = feed(engine, [("A", 0), ("A", 20), ("A", 10), ("A", 30)])
+    assert out == [
+        (0, "A", 0, 0, 1, 0),
+        (0, "A", 20, 20, 1, 20),  # 20 - 0 > gap: a new session
+        # 10 is exactly one gap from both (inclusive): retract both, emit the merged session
+        (0, "A", 0, 0, None, 0),
+        (0, "A", 20, 20, None, 20),
+        (0, "A", 0, 20, 3, 20),
+        # 30 extends the merged session: ksqlDB retracts it even though its start is unchanged
+        (0, "A", 0, 20, None, 20),
+        (0, "A", 0, 30, 4, 30),
+    ]
+    assert late == []
+
+
+def test_session_just_beyond_the_gap_stays_separate():
+    engine = WindowEngine([WindowSpec.session(10)], COUNT)
+    out, _ = feed(engine, [("A", 0), ("A", 11)])
+    assert out == [(0, "A", 0, 0, 1, 0), (0, "A", 11, 11, 1, 11)]
+
+
+def test_time_window_late_once_end_is_at_or_before_stream_time_minus_grace():
+    engine = WindowEngine([WindowSpec.tumbling(10, grace_ms=5)], COUNT)
+    state = DictState()
+    out, late = feed(engine, [("A", 0), ("A", 14), ("A", 9), ("A", 15), ("A", 8)], state)
+    assert out == [
+        (0, "A", 0, 10, 1, 0),
+        (0, "A", 10, 20, 1, 14),
+        (0, "A", 0, 10, 2, 9),  # stream time 14 - grace 5 = 9 < end 10: still open
+        (0, "A", 10, 20, 2, 15),
+    ]
+    assert late == [("A", 8, 0)]  # stream time 15 - grace 5 = 10 >= end 10: closed
+    assert "0|A|0" not in state  # a closed window leaves the state
+
+
+def test_late_reason_names_the_window_and_the_bound():
+    engine = WindowEngine([WindowSpec.tumbling(10, grace_ms=0)], COUNT)
+    state = DictState()
+    engine.process(state, "A", None, 30)
+    results, late = engine.process(state, "A", None, 5)
+    assert results == []
+    assert late == [
+        (
+            0,
+            "tumbling window(s) starting at [0] (size 10 ms) closed: "
+            "window end <= stream time - grace = 30",
+        )
+    ]
+
+
+def test_session_closes_at_end_plus_gap_plus_grace():
+    engine = WindowEngine([WindowSpec.session(10, grace_ms=5)], COUNT)
+    # stream time 30: close = 30 - 5 - 10 = 15; session [0,0] closed, record 14 is late,
+    # record 15 opens a session (Kafka Streams drops the closed one before the merge lookup).
+    out, late = feed(engine, [("A", 0), ("A", 30), ("A", 14), ("A", 15)])
+    assert out == [
+        (0, "A", 0, 0, 1, 0),
+        (0, "A", 30, 30, 1, 30),
+        (0, "A", 15, 15, 1, 15),
+    ]
+    assert late == [("A", 14, 0)]
+
+
+def test_stream_time_is_per_partition():
+    engine = WindowEngine([WindowSpec.tumbling(10, grace_ms=0)], COUNT)
+    partition0, partition1 = DictState(), DictState()
+    feed(engine, [("A", 100)], partition0)
+    out, late = feed(engine, [("A", 5)], partition1)
+    assert out == [(0, "A", 0, 10, 1, 5)] and late == []
+
+
+def test_emit_final_emits_each_window_once_when_it_closes_for_every_group():
+    engine = WindowEngine([WindowSpec.tumbling(10)], COUNT, emit="final")  # grace 0 by default
+    state = DictState()
+    out, late = feed(engine, [("A", 1), ("A", 4), ("B", 5), ("A", 9)], state)
+    assert out == [] and late == []
+    out, late = feed(engine, [("A", 10)], state)
+    assert out == [(0, "A", 0, 10, 3, 9), (0, "B", 0, 10, 1, 5)]
+    assert sorted(k for k in state if k != "meta") == ["0|A|10"]
+
+
+def test_emit_final_sessions_without_retractions():
+    engine = WindowEngine([WindowSpec.session(5)], COUNT, emit="final")
+    state = DictState()
+    out, _ = feed(engine, [("A", 0), ("B", 2), ("A", 3)], state)
+    assert out == []
+    # Stream time is per partition: A's record at 8 closes B's [2,2] (8 - gap 5 > 2).
+    assert feed(engine, [("A", 8)], state)[0] == [(0, "B", 2, 2, 1, 2)]
+    # A's merged session [0,8] closes at 20 - 5 = 15, with no retraction of its parts.
+    assert feed(engine, [("A", 20)], state)[0] == [(0, "A", 0, 8, 3, 8)]
+
+
+def test_cached_emits_the_latest_result_per_window_once_per_period():
+    now = [100.0]
+    engine = WindowEngine(
+        [WindowSpec.tumbling(10), WindowSpec.session(5)], COUNT, "cached", clock=lambda: now[0]
+    )
+    state = DictState()
+    # The first record flushes at once (no flush yet); the next ones coalesce for 2 s.
+    assert feed(engine, [("A", 1)], state)[0] == [(0, "A", 0, 10, 1, 1), (1, "A", 1, 1, 1, 1)]
+    now[0] = 101.0
+    assert feed(engine, [("A", 2), ("A", 3), ("B", 4)], state)[0] == []
+    now[0] = 102.0  # period over: the next record flushes everything pending, latest only
+    out, _ = feed(engine, [("A", 12)], state)
+    assert out == [
+        (1, "A", 1, 1, None, 1),  # retracts the session flushed earlier
+        (0, "A", 0, 10, 3, 3),  # three updates of [0,10) coalesced into the latest
+        (1, "A", 1, 2, None, 2),  # its latest is a retraction (harmless, never flushed live)
+        (1, "A", 1, 3, 3, 3),
+        (0, "B", 0, 10, 1, 4),
+        (1, "B", 4, 4, 1, 4),
+        (0, "A", 10, 20, 1, 12),
+        (1, "A", 12, 12, 1, 12),
+    ]
+    assert state["meta"][3] == {}  # nothing left pending
+
+
+def test_all_specs_in_one_call_in_spec_order():
+    specs = [
+        WindowSpec.tumbling(300_000),
+        WindowSpec.hopping(300_000, 60_000),
+        WindowSpec.session(300_000),
+    ]
+    engine = WindowEngine(specs, COUNT)
+    results, late = engine.process(DictState(), "Inbox", None, 1_700_000_123_000)
+    assert late == []
+    assert [(r.spec_index, r.start, r.end) for r in results] == [
+        (0, 1_700_000_100_000, 1_700_000_400_000),
+        (1, 1_699_999_860_000, 1_700_000_160_000),
+        (1, 1_699_999_920_000, 1_700_000_220_000),
+        (1, 1_699_999_980_000, 1_700_000_280_000),
+        (1, 1_700_000_040_000, 1_700_000_340_000),
+        (1, 1_700_000_100_000, 1_700_000_400_000),
+        (2, 1_700_000_123_000, 1_700_000_123_000),
+    ]
+
+
+def test_record_shapes_follow_the_output_contract():
+    live = WindowResult(2, "session", "Inbox", 10, 20, {"pageview_count": 3}, 20)
+    retracted = WindowResult(2, "session", "Inbox", 10, 20, None, 20)
+    tumbling = WindowResult(0, "tumbling", "Inbox", 0, 300, {"pageview_count": 1}, 5)
+    zero = {"pageview_count": 0}
+    bounds = {"source": "Inbox", "window_start": 10, "window_end": 20}
+    assert live.record("source", zero) == (
+        "Inbox|10",
+        {**bounds, "pageview_count": 3, "deleted": False},
+    )
+    assert retracted.record("source", zero) == (
+        "Inbox|10",
+        {**bounds, "pageview_count": 0, "deleted": True},
+    )
+    assert tumbling.record("source", zero) == (
+        "Inbox|0",
+        {"source": "Inbox", "window_start": 0, "window_end": 300, "pageview_count": 1},
+    )
+
+
+def test_default_grace_follows_ksqldb():
+    assert WindowSpec.tumbling(300_000).effective_grace("changes") == 86_400_000 - 300_000
+    assert WindowSpec.session(300_000).effective_grace("changes") == 86_400_000
+    assert WindowSpec.tumbling(300_000).effective_grace("final") == 0
+    assert WindowSpec.tumbling(300_000, grace_ms=7).effective_grace("final") == 7
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: WindowSpec.hopping(10, 20), "need 0 < advance <= size"),
+        (lambda: WindowSpec.tumbling(0), "need 0 < advance <= size"),
+        (lambda: WindowSpec.session(0), "session gap must be > 0"),
+        (lambda: WindowSpec.tumbling(10, grace_ms=-1), "grace must be >= 0"),
+        (lambda: WindowEngine([WindowSpec.tumbling(10)], COUNT, emit="eager"), "emit mode"),
+        (lambda: WindowEngine([], COUNT), "at least one window spec"),
+    ],
+)
+def test_invalid_configuration_is_rejected_with_a_reason(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
