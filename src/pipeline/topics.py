@@ -66,3 +66,58 @@ def all_topics() -> list[TopicSpec]:
         spec(DEAD_LETTER, **{"retention.ms": _WEEK_MS}),
         spec(LATE, **{"retention.ms": _WEEK_MS}),
     ]
+
+
+def create_all(bootstrap_servers: str, topics: list[TopicSpec] | None = None) -> list[str]:
+    """Create the missing topics of ``topics`` (default: all); return the names created.
+
+    Idempotent: an existing topic is left as it is (its partition count is reported if it
+    differs, since a join's co-partitioning depends on it).
+    """
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    existing = admin.list_topics(timeout=15).topics
+    wanted = topics if topics is not None else all_topics()
+    for spec in wanted:
+        have = existing.get(spec.name)
+        if have is not None and len(have.partitions) != spec.partitions:
+            raise RuntimeError(
+                f"topic {spec.name} has {len(have.partitions)} partitions, expected "
+                f"{spec.partitions}: joins need co-partitioned inputs; recreate it"
+            )
+    missing = [s for s in wanted if s.name not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(s.name, s.partitions, s.replication, config=s.config) for s in missing]
+    )
+    for future in futures.values():
+        future.result(timeout=30)
+    return [s.name for s in missing]
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    from pipeline.settings import KafkaSettings
+
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.topics",
+        description="Create the pipeline's topics (names, partitions and configs from env).",
+    )
+    parser.add_argument("command", choices=["create", "list"])
+    parser.add_argument("--bootstrap-servers", default=KafkaSettings.from_env().bootstrap_servers)
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for spec in all_topics():
+            print(
+                f"{spec.name:32} partitions={spec.partitions} rf={spec.replication} {spec.config}"
+            )
+        return
+    created = create_all(args.bootstrap_servers)
+    print(f"created {len(created)} topic(s): {', '.join(created) or '-'}")
+
+
+if __name__ == "__main__":
+    main()

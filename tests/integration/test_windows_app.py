@@ -271,7 +271,9 @@ def test_windows_app_survives_sigkill_without_loss_or_duplicates(kafka, windows_
     app.start()
     deadline = time.monotonic() + 120
     # Kill after at least one commit, so the restart must restore state from the changelog.
-    while committed_input(kafka, topics["TOPIC_PAGEVIEWS"], app.group) == 0:
+    # The windows stage reads Quix's repartition topic: its commit carries window outputs.
+    repartition = f"repartition__{app.group}--{topics['TOPIC_PAGEVIEWS']}--source"
+    while committed_input(kafka, repartition, app.group) == 0:
         assert time.monotonic() < deadline, f"no commit; see {app.log}"
         time.sleep(0.2)
     app.kill()
