@@ -489,6 +489,20 @@ def test_one_shot_services_run_the_shared_setup_commands() -> None:
     assert command_argv("init-pinot") == ["python", "-m", "pinot.setup"]
 
 
+#: Modules the compose file runs that are not written yet. Strict xfail: once they exist the
+#: test passes, the xfail fails, and this marker must go.
+_NOT_YET_BUILT = (
+    "producers.users, producers.users_source, producers.events (issue 6) and "
+    "streams.users, streams.country (issue 4) are not implemented yet"
+)
+
+
+@pytest.mark.xfail(
+    importlib.util.find_spec("streams.country") is None
+    or importlib.util.find_spec("producers.events") is None,
+    reason=_NOT_YET_BUILT,
+    strict=True,
+)
 def test_python_modules_run_by_services_exist() -> None:
     script = (ROOT / "docker" / "producers.sh").read_text(encoding="utf-8")
     modules = {f"producers.sh: {m}": m for m in re.findall(r"python -m (\S+)", script)}
