@@ -73,30 +73,18 @@ class WindowsConfig:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """CLI flags; each defaults to its environment variable, then to the built-in default."""
     grace = env("WINDOWS_GRACE_MS", "")
-    parser.add_argument(
-        "--tumbling-ms",
-        type=int,
-        default=env_int("WINDOWS_TUMBLING_MS", WindowsConfig.tumbling_ms),
-        help="tumbling window size, ms (env WINDOWS_TUMBLING_MS; default 5 min)",
-    )
-    parser.add_argument(
-        "--hopping-ms",
-        type=int,
-        default=env_int("WINDOWS_HOPPING_MS", WindowsConfig.hopping_ms),
-        help="hopping window size, ms (env WINDOWS_HOPPING_MS; default 5 min)",
-    )
-    parser.add_argument(
-        "--hop-ms",
-        type=int,
-        default=env_int("WINDOWS_HOP_MS", WindowsConfig.hop_ms),
-        help="hopping window advance, ms (env WINDOWS_HOP_MS; default 1 min)",
-    )
-    parser.add_argument(
-        "--session-gap-ms",
-        type=int,
-        default=env_int("WINDOWS_SESSION_GAP_MS", WindowsConfig.session_gap_ms),
-        help="session inactivity gap, ms (env WINDOWS_SESSION_GAP_MS; default 5 min)",
-    )
+    for flag, var, default, what in [
+        ("--tumbling-ms", "WINDOWS_TUMBLING_MS", WindowsConfig.tumbling_ms, "tumbling window size"),
+        ("--hopping-ms", "WINDOWS_HOPPING_MS", WindowsConfig.hopping_ms, "hopping window size"),
+        ("--hop-ms", "WINDOWS_HOP_MS", WindowsConfig.hop_ms, "hopping window advance"),
+        ("--session-gap-ms", "WINDOWS_SESSION_GAP_MS", WindowsConfig.session_gap_ms, "session gap"),
+    ]:
+        parser.add_argument(
+            flag,
+            type=int,
+            default=env_int(var, default),
+            help=f"{what}, ms (env {var}; default {default // 60_000} min)",
+        )
     parser.add_argument(
         "--grace-ms",
         type=int,

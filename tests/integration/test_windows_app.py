@@ -204,6 +204,19 @@ def windows_env(kafka, make_topic, tmp_path):
             future.exception(timeout=30)
 
 
+def five_minute_rows(counts):
+    """The latest output row per window key for 5-minute time windows' expected counts."""
+    return {
+        f"{s}|{start}": {
+            "source": s,
+            "window_start": start,
+            "window_end": start + 5 * MINUTE,
+            "pageview_count": n,
+        }
+        for (s, start), n in counts.items()
+    }
+
+
 def assert_windows(kafka, topics, views):
     tumbling, hopping, sessions = expected_windows(views)
     six = read_all(kafka, topics["TOPIC_TUMBLING"], len(views))
@@ -211,24 +224,8 @@ def assert_windows(kafka, topics, views):
     # Exactly one update per view per window it belongs to: nothing lost, nothing twice.
     assert len(six) == len(views)
     assert len(seven) == 5 * len(views)
-    assert latest_by_key(six) == {
-        f"{s}|{start}": {
-            "source": s,
-            "window_start": start,
-            "window_end": start + 5 * MINUTE,
-            "pageview_count": n,
-        }
-        for (s, start), n in tumbling.items()
-    }
-    assert latest_by_key(seven) == {
-        f"{s}|{start}": {
-            "source": s,
-            "window_start": start,
-            "window_end": start + 5 * MINUTE,
-            "pageview_count": n,
-        }
-        for (s, start), n in hopping.items()
-    }
+    assert latest_by_key(six) == five_minute_rows(tumbling)
+    assert latest_by_key(seven) == five_minute_rows(hopping)
     eight = read_all(kafka, topics["TOPIC_SESSION"], len(sessions))
     live = {k: v for k, v in latest_by_key(eight).items() if not v["deleted"]}
     assert live == {
