@@ -1,0 +1,111 @@
+"""``python -m streams.peek``: the latest rows of each output topic, as a table.
+
+What the original deployment's "testing correctness" script did with ksqlDB's ``SELECT ...
+EMIT CHANGES LIMIT n``: a quick look at what the processors are writing. It reads only committed
+records (the processors write transactionally) and never commits offsets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from rich.console import Console
+from rich.table import Table
+
+from pipeline import topics
+from pipeline.settings import KafkaSettings
+
+OUTPUTS = [
+    topics.CLEANED_USERS,
+    topics.PAGEVIEWS_BY_COUNTRY,
+    topics.TUMBLING,
+    topics.HOPPING,
+    topics.SESSION,
+]
+
+
+def latest(consumer: Consumer, topic: str, count: int, timeout: float = 5.0) -> list[Any]:
+    """The last ``count`` records of ``topic`` (by timestamp), read from each partition's end.
+
+    Each partition contributes at most ``count`` records, so the whole topic is never scanned.
+    """
+    meta = consumer.list_topics(topic, timeout=timeout).topics[topic]
+    if meta.error is not None:
+        raise RuntimeError(f"topic {topic}: {meta.error}")
+    assignment = []
+    for partition in meta.partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout)
+        if high > low:
+            assignment.append(TopicPartition(topic, partition, max(low, high - count)))
+    if not assignment:
+        return []
+    consumer.assign(assignment)
+    records = []
+    # The end offsets may be transaction markers or aborted records, which read_committed never
+    # delivers, so "done" is a quiet second rather than reaching the high watermark.
+    wait = timeout
+    while (msg := consumer.poll(wait)) is not None:
+        if msg.error():
+            raise RuntimeError(f"topic {topic}: {msg.error()}")
+        records.append(msg)
+        wait = 1.0
+    consumer.unassign()
+    records.sort(key=lambda m: m.timestamp()[1])
+    return records[-count:]
+
+
+def render(topic: str, records: list[Any]) -> Table:
+    table = Table(title=f"{topic} (latest {len(records)})", title_justify="left")
+    rows = [
+        (m.key().decode() if m.key() else "", json.loads(m.value()) if m.value() else None)
+        for m in records
+    ]
+    columns: list[str] = []
+    for _, value in rows:
+        for column in value or {}:
+            if column not in columns:
+                columns.append(column)
+    table.add_column("key")
+    for column in columns:
+        table.add_column(column)
+    for key, value in rows:
+        if value is None:
+            table.add_row(key, *(["(tombstone)"] + [""] * (len(columns) - 1) if columns else []))
+        else:
+            table.add_row(key, *(str(value.get(c, "")) for c in columns))
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m streams.peek", description=__doc__)
+    parser.add_argument("-n", "--rows", type=int, default=5, help="rows per topic (default 5)")
+    parser.add_argument(
+        "topics", nargs="*", default=OUTPUTS, help="topics to show (default: topics 4-8)"
+    )
+    parser.add_argument(
+        "--bootstrap-servers",
+        default=KafkaSettings.from_env().bootstrap_servers,
+        help="Kafka (env KAFKA_BOOTSTRAP_SERVERS)",
+    )
+    args = parser.parse_args(argv)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": args.bootstrap_servers,
+            "group.id": "pageview-streams-peek",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    console = Console()
+    try:
+        for topic in args.topics:
+            console.print(render(topic, latest(consumer, topic, args.rows)))
+    finally:
+        consumer.close()
+
+
+if __name__ == "__main__":
+    main()
