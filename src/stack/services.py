@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,20 +93,20 @@ def _run_maven(cmd: list[str]) -> None:
 
 
 def apicurio_home() -> Path:
+    """Unpack (once) Apicurio's distribution zip, resolved by Maven, under STACK_HOME.
+
+    Python unpacks it rather than ``dependency:unpack-dependencies``: plugin 2.8 (the one the
+    mirror holds) writes its marker before unpacking and skips a fresh checkout's first unpack.
+    """
     home = STACK_HOME / "apicurio"
     if not any(home.glob("*-runner.jar")):
-        mvn = require_tool("mvn", "install Maven (apt-get install -y maven)")
-        pom = MAVEN_DIR / "apicurio" / "pom.xml"
-        _run_maven(
-            [
-                mvn,
-                "-q",
-                "-f",
-                str(pom),
-                "dependency:unpack-dependencies",
-                f"-DoutputDirectory={home}",
-            ]
-        )
+        archive = Path(maven_classpath("apicurio"))
+        staging = home.with_name("apicurio.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(staging)
+        shutil.rmtree(home, ignore_errors=True)
+        staging.rename(home)
     return home
 
 
