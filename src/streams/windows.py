@@ -14,21 +14,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from quixstreams import Application
-from quixstreams.context import message_context
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic
 from quixstreams.state.base.state import State, TransactionState
 
 from pipeline import topics as topic_names
-from pipeline.settings import KafkaSettings, env, env_int
-from streams.timestamps import InvalidTimestamp, parse_event_timestamp
+from pipeline.settings import env, env_int
+from streams.app import add_app_arguments, create_app
+from streams.deadletter import RateLimitedLog, dead_letter_topic, split_rejected
+from streams.pageviews import parse_pageview
 from streams.windowing import (
     DEFAULT_CACHE_MS,
     EMIT_MODES,
@@ -117,6 +116,7 @@ def config_from_args(args: argparse.Namespace) -> WindowsConfig:
         args.session_gap_ms,
         args.grace_ms,
         args.emit,
+        args.cache_ms,
     )
     config.specs()  # validates sizes now, with a clear message, not at the first record
     return config
@@ -134,59 +134,6 @@ class WindowTopics:
 
     def by_route(self) -> list[Topic]:
         return [self.tumbling, self.hopping, self.session, self.late]
-
-
-class BadPageView:
-    """A page view that cannot be processed, with the reason for the dead-letter record."""
-
-    __slots__ = ("error_type", "reason")
-
-    def __init__(self, reason: str, error_type: str) -> None:
-        self.reason = reason
-        self.error_type = error_type
-
-
-def parse_pageview(value: bytes | None, key: bytes | None) -> dict[str, Any] | BadPageView:
-    """The page view with ``event_timestamp`` as epoch ms, or why it is rejected."""
-    if key is None:
-        return BadPageView("null key (expected the session_id)", "NullKey")
-    if value is None:
-        return BadPageView("null value", "NullValue")
-    try:
-        view = orjson.loads(value)
-    except ValueError as exc:
-        return BadPageView(f"value is not JSON: {exc}", "MalformedJson")
-    if not isinstance(view, dict):
-        return BadPageView(f"value is not a JSON object: {type(view).__name__}", "WrongShape")
-    source = view.get("source")
-    if not isinstance(source, str) or not source:
-        return BadPageView(f"source must be a non-empty string, got {source!r}", "BadField")
-    user_id = view.get("user_id")
-    if not isinstance(user_id, int) or isinstance(user_id, bool):
-        return BadPageView(f"user_id must be an integer, got {user_id!r}", "BadField")
-    if not isinstance(view.get("session_id"), str):
-        return BadPageView(
-            f"session_id must be a string, got {view.get('session_id')!r}", "BadField"
-        )
-    try:
-        view["event_timestamp"] = parse_event_timestamp(view.get("event_timestamp"))
-    except InvalidTimestamp as exc:
-        return BadPageView(str(exc), "InvalidTimestamp")
-    return view
-
-
-def _dead_letter_headers(value: Any, key: Any, timestamp: int, headers: Any) -> list:
-    bad: BadPageView = value[0]
-    ctx = message_context()
-    return [
-        *(headers or []),
-        ("error", bad.reason.encode()),
-        ("error.type", bad.error_type.encode()),
-        ("source.topic", ctx.topic.encode()),
-        ("source.partition", str(ctx.partition).encode()),
-        ("source.offset", str(ctx.offset).encode()),
-        ("processor", PROCESSOR.encode()),
-    ]
 
 
 class PartitionStates:
@@ -264,24 +211,6 @@ class CachedState:
         self._dirty.clear()
 
 
-class LateCounter:
-    """Counts late records; logs the first few in full, then every 1000th (no log flood)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, group: str, timestamp: int, reason: str) -> None:
-        self.count += 1
-        if self.count <= 10 or self.count % 1000 == 0:
-            logger.warning(
-                "late page view #%d (source %s, event time %d): %s",
-                self.count,
-                group,
-                timestamp,
-                reason,
-            )
-
-
 class Output(dict):
     """An output record's value, carrying its route, key and timestamp as attributes.
 
@@ -320,19 +249,12 @@ def window_step(
 
 def build(sdf: StreamingDataFrame, config: WindowsConfig, topics: WindowTopics) -> None:
     """Wire validation, repartitioning and the window step onto ``sdf`` (raw key/value bytes)."""
-    checked = sdf.apply(
-        lambda value, key, _ts, _headers: (parse_pageview(value, key), value), metadata=True
-    )
-    bad = checked.filter(lambda pair: isinstance(pair[0], BadPageView))
-    bad.set_headers(_dead_letter_headers).apply(lambda pair: pair[1]).to_topic(topics.dead_letter)
-
-    views = checked.filter(lambda pair: not isinstance(pair[0], BadPageView))
-    views = views.apply(lambda pair: pair[0])
+    views = split_rejected(sdf, parse_pageview, topics.dead_letter, PROCESSOR)
     views = views.set_timestamp(lambda view, _key, _ts, _headers: view["event_timestamp"])
     # Plain-string keys (Quix would JSON-quote them) so the key is the bare source name.
     by_source = views.group_by("source", key_serializer="str", key_deserializer="str")
     outputs = by_source.apply(
-        window_step(config.engine(), LateCounter()), stateful=True, metadata=True, expand=True
+        window_step(config.engine(), late_log()), stateful=True, metadata=True, expand=True
     )
     outputs = outputs.set_timestamp(lambda out, _key, _ts, _headers: out.timestamp)
     # Window records are not any one input's: do not pass its headers on.
@@ -341,11 +263,20 @@ def build(sdf: StreamingDataFrame, config: WindowsConfig, topics: WindowTopics) 
     outputs.to_topic(lambda out, _key, _ts, _headers: by_route[out.route], key=lambda out: out.key)
 
 
+def late_log() -> Callable[[str, int, str], None]:
+    log = RateLimitedLog("late page view", logger)
+
+    def on_late(group: str, timestamp: int, reason: str) -> None:
+        log("source %s, event time %d: %s", group, timestamp, reason)
+
+    return on_late
+
+
 def declare_topics(app: Application) -> tuple[Topic, WindowTopics]:
     """The input topic (raw bytes, for dead-lettering as received) and the outputs."""
 
-    def output(name: str, value_serializer: str = "json") -> Topic:
-        return app.topic(name, key_serializer="str", value_serializer=value_serializer)
+    def output(name: str) -> Topic:
+        return app.topic(name, key_serializer="str", value_serializer="json")
 
     pageviews = app.topic(
         topic_names.PAGEVIEWS, key_deserializer="bytes", value_deserializer="bytes"
@@ -355,11 +286,15 @@ def declare_topics(app: Application) -> tuple[Topic, WindowTopics]:
         hopping=output(topic_names.HOPPING),
         session=output(topic_names.SESSION),
         late=output(topic_names.LATE),
-        dead_letter=app.topic(
-            topic_names.DEAD_LETTER, key_serializer="bytes", value_serializer="bytes"
-        ),
+        dead_letter=dead_letter_topic(app),
     )
     return pageviews, outputs
+
+
+def setup(app: Application, config: WindowsConfig) -> None:
+    """Declare the topics on ``app`` and build the pipeline: what main() and the tests run."""
+    pageviews, outputs = declare_topics(app)
+    build(app.dataframe(pageviews), config, outputs)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -370,37 +305,11 @@ def main(argv: list[str] | None = None) -> None:
         "the TOPIC_* environment variables (src/pipeline/topics.py).",
     )
     add_arguments(parser)
-    parser.add_argument(
-        "--consumer-group",
-        default=env("WINDOWS_CONSUMER_GROUP", "pageview-streams-windows"),
-        help="Kafka consumer group (env WINDOWS_CONSUMER_GROUP)",
-    )
-    parser.add_argument(
-        "--state-dir",
-        default=env("STREAMS_STATE_DIR", "state"),
-        help="RocksDB state directory (env STREAMS_STATE_DIR)",
-    )
-    parser.add_argument(
-        "--commit-interval",
-        type=float,
-        default=float(env("STREAMS_COMMIT_INTERVAL_S", "5")),
-        help="seconds between commits (transactions under exactly-once) "
-        "(env STREAMS_COMMIT_INTERVAL_S; default 5)",
-    )
+    add_app_arguments(parser, "windows")
     args = parser.parse_args(argv)
     config = config_from_args(args)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
-    app = Application(
-        broker_address=KafkaSettings.from_env().bootstrap_servers,
-        consumer_group=args.consumer_group,
-        auto_offset_reset="earliest",
-        processing_guarantee="exactly-once",
-        commit_interval=args.commit_interval,
-        state_dir=args.state_dir,
-        producer_extra_config={"partitioner": "murmur2_random"},
-    )
-    pageviews, outputs = declare_topics(app)
-    build(app.dataframe(pageviews), config, outputs)
+    app = create_app(args)
+    setup(app, config)
     logger.info("windows: %s", config)
     app.run()
 

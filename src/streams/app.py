@@ -1,0 +1,72 @@
+"""The Quix ``Application`` every processor runs on, configured once.
+
+Shared so that the three processors, ``python -m streams`` and the benchmarks agree on what
+matters for correctness: exactly-once by default (the broker supports transactions), reading
+from the earliest offset (a new consumer group must not skip the table topic's history), and
+Java's murmur2 partitioner for keyed output, so that topics written here co-partition with
+topics written by Java clients (Kafka Connect, ksqlDB) and with each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from quixstreams import Application
+
+from pipeline.settings import KafkaSettings, env
+
+GUARANTEES = ("exactly-once", "at-least-once")
+
+
+def add_app_arguments(parser: argparse.ArgumentParser, processor: str) -> None:
+    """``--consumer-group``, ``--state-dir``, ``--commit-interval``, ``--processing-guarantee``.
+
+    ``processor`` names the consumer group's environment variable and default:
+    ``windows`` -> ``WINDOWS_CONSUMER_GROUP``, ``pageview-streams-windows``.
+    """
+    group_var = f"{processor.upper()}_CONSUMER_GROUP"
+    parser.add_argument(
+        "--consumer-group",
+        default=env(group_var, f"pageview-streams-{processor}"),
+        help=f"Kafka consumer group; instances sharing it split the partitions (env {group_var})",
+    )
+    parser.add_argument(
+        "--state-dir",
+        default=env("STREAMS_STATE_DIR", "state"),
+        help="RocksDB state directory; rebuilt from changelog topics if lost "
+        "(env STREAMS_STATE_DIR; default ./state)",
+    )
+    parser.add_argument(
+        "--commit-interval",
+        type=float,
+        default=float(env("STREAMS_COMMIT_INTERVAL_S", "5")),
+        help="seconds between commits (transactions under exactly-once) "
+        "(env STREAMS_COMMIT_INTERVAL_S; default 5)",
+    )
+    parser.add_argument(
+        "--processing-guarantee",
+        choices=GUARANTEES,
+        default=env("STREAMS_PROCESSING_GUARANTEE", "exactly-once"),
+        help="exactly-once: Kafka transactions, consumers of the outputs read_committed; "
+        "at-least-once: faster, may repeat output after a crash "
+        "(env STREAMS_PROCESSING_GUARANTEE; default exactly-once)",
+    )
+
+
+def create_app(args: argparse.Namespace) -> Application:
+    """An Application on the configured broker, from the arguments of :func:`add_app_arguments`."""
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return Application(
+        broker_address=KafkaSettings.from_env().bootstrap_servers,
+        consumer_group=args.consumer_group,
+        auto_offset_reset="earliest",
+        processing_guarantee=args.processing_guarantee,
+        commit_interval=args.commit_interval,
+        state_dir=args.state_dir,
+        producer_extra_config={"partitioner": "murmur2_random"},
+    )
