@@ -50,6 +50,7 @@ from quixstreams import Application
 from quixstreams.context import set_message_context
 from quixstreams.internal_producer import _KEY_UNSET
 from quixstreams.models import Topic, TopicConfig
+from quixstreams.models.serializers import JSONSerializer, StringSerializer
 
 from pipeline.partitioning import partition_for
 
@@ -317,10 +318,9 @@ class TestDriver:
 def _decoder(serializer: object) -> Callable[[bytes], Any]:
     """The inverse of a topic's serializer, for reading its records back; formats other than
     str and JSON (Avro, Protobuf, bytes) stay bytes (``Record.raw_*`` always has them)."""
-    kind = type(serializer).__name__
-    if kind == "StringSerializer":
+    if isinstance(serializer, StringSerializer):
         return bytes.decode
-    if kind == "JSONSerializer":
+    if isinstance(serializer, JSONSerializer):
         return orjson.loads
     return bytes
 
