@@ -41,7 +41,6 @@ logger = logging.getLogger("streams.windows")
 PROCESSOR = "streams.windows"
 MINUTE_MS = 60_000
 COUNT_COLUMN = "pageview_count"
-_LATE = 3  # route of late records; 0..2 are the spec indexes
 
 
 @dataclass(frozen=True)
@@ -223,11 +222,20 @@ class Output(dict):
 
 
 def window_step(
-    engine: WindowEngine, on_late: Callable[[str, int, str], None]
+    engine: WindowEngine,
+    on_late: Callable[[str, int, str], None],
+    group_column: str = "source",
+    zero: dict[str, Any] | None = None,
 ) -> Callable[..., Iterable[Output]]:
-    """The stateful step: one call per page view -> its output records in order."""
+    """The stateful step: one call per record -> its output records in order.
+
+    Results of spec ``i`` get route ``i``; records too late for a window get route
+    ``len(engine.specs)``, keyed by their session_id, with the reason. ``zero`` is the
+    aggregate of a retracted (merged-away) session.
+    """
     kinds = [spec.kind for spec in engine.specs]
-    zero = {COUNT_COLUMN: 0}
+    late_route = len(engine.specs)
+    zero = {COUNT_COLUMN: 0} if zero is None else zero
     partition_state = PartitionStates()
 
     def output(route: int, key: str, value: dict, timestamp: int) -> Output:
@@ -237,11 +245,11 @@ def window_step(
 
     def step(view: dict, key: str, timestamp: int, _headers: Any, state: Any) -> list[Output]:
         results, late = engine.process(partition_state(state), key, view, timestamp)
-        out = [output(r.spec_index, *r.record("source", zero), r.timestamp) for r in results]
+        out = [output(r.spec_index, *r.record(group_column, zero), r.timestamp) for r in results]
         for index, reason in late:
             on_late(key, timestamp, reason)
             value = {"pageview": view, "window": kinds[index], "reason": reason}
-            out.append(output(_LATE, view["session_id"], value, timestamp))
+            out.append(output(late_route, view["session_id"], value, timestamp))
         return out
 
     return step
@@ -263,11 +271,14 @@ def build(sdf: StreamingDataFrame, config: WindowsConfig, topics: WindowTopics) 
     outputs.to_topic(lambda out, _key, _ts, _headers: by_route[out.route], key=lambda out: out.key)
 
 
-def late_log() -> Callable[[str, int, str], None]:
-    log = RateLimitedLog("late page view", logger)
+def late_log(
+    group_column: str = "source", log: logging.Logger = logger
+) -> Callable[[str, int, str], None]:
+    """Rate-limited warnings for records too late for a window."""
+    late = RateLimitedLog("late page view", log)
 
     def on_late(group: str, timestamp: int, reason: str) -> None:
-        log("source %s, event time %d: %s", group, timestamp, reason)
+        late("%s %s, event time %d: %s", group_column, group, timestamp, reason)
 
     return on_late
 

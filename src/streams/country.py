@@ -1,0 +1,241 @@
+"""``python -m streams.country``: page views by country (topic1 JOIN topic4 -> topic5).
+
+Replaces ksqlDB's::
+
+    CREATE STREAM PAGEVIEW_ENRICHED AS SELECT ... FROM PAGEVIEWS
+      LEFT JOIN CLEANED_USERS ON PAGEVIEWS.USER_ID = CLEANED_USERS.USER_ID;
+    CREATE TABLE PAGEVIEW_COUNTRY AS SELECT COUNTRY, COUNT(*) AS PAGEVIEW_COUNT,
+      AVG(AGE) AS AVERAGE_AGE FROM PAGEVIEW_ENRICHED WINDOW TUMBLING (SIZE 5 MINUTES)
+      GROUP BY COUNTRY;
+
+How it joins, and why it is deterministic:
+
+- Page views are re-keyed by user_id (a plain-string key, murmur2-partitioned as ksqlDB's
+  repartition topic is), so each one lands on the partition of topic4 holding its user.
+- The two streams are merged into ONE stateful step keyed by user_id: a topic4 record sets
+  (or, as a tombstone, removes) the user in state and emits nothing; a page view reads the user
+  the state holds at that moment. That is ksqlDB's stream-table join: the table's current value
+  when the view is processed; a later change of a user never rewrites earlier results.
+- Quix Streams processes merged topics in timestamp order per partition (as Kafka Streams
+  does), so the result depends on the records' timestamps, not on arrival races: a view sees
+  the user rows whose record time is <= its event time. The users source stamps each row with
+  its change time for this reason.
+- A view whose user is not in the table: LEFT join (default) counts it under country
+  ``unknown`` with no age (AVG ignores it, as SQL's AVG ignores NULL); INNER join leaves it out
+  of the counts and writes it to the late/excluded topic with the reason. Either way it is
+  logged and never lost.
+
+The per-country windows reuse the window engine of :mod:`streams.windowing` (tumbling, grace,
+late records, EMIT CHANGES/FINAL/cached) and its fault-tolerant state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from quixstreams import Application
+from quixstreams.dataframe import StreamingDataFrame
+from quixstreams.models import Topic
+
+from pipeline import topics as topic_names
+from pipeline.settings import env, env_int
+from streams.app import add_app_arguments, create_app
+from streams.deadletter import RateLimitedLog, dead_letter_topic, split_rejected
+from streams.pageviews import parse_pageview
+from streams.windowing import DEFAULT_CACHE_MS, EMIT_MODES, Aggregate, WindowEngine, WindowSpec
+from streams.windows import MINUTE_MS, late_log, window_step
+
+logger = logging.getLogger("streams.country")
+
+PROCESSOR = "streams.country"
+UNKNOWN_COUNTRY = "unknown"
+JOINS = ("left", "inner")
+_USER, _VIEW = 0, 1  # sides of the merged stream
+
+
+@dataclass(frozen=True)
+class CountryConfig:
+    window_ms: int = 5 * MINUTE_MS
+    grace_ms: int | None = None
+    emit: str = "changes"
+    cache_ms: int = DEFAULT_CACHE_MS
+    join: str = "left"
+
+    def engine(self) -> WindowEngine:
+        spec = WindowSpec.tumbling(self.window_ms, self.grace_ms)
+        return WindowEngine([spec], country_aggregate(), self.emit, cache_ms=self.cache_ms)
+
+
+def country_aggregate() -> Aggregate:
+    """COUNT(*) and AVG(age); the accumulator is [views, sum of known ages, known ages]."""
+
+    def add(acc: list, view: dict) -> list:
+        age = view["age"]
+        return [acc[0] + 1, acc[1] + (age or 0), acc[2] + (age is not None)]
+
+    return Aggregate(
+        init=lambda: [0, 0, 0],
+        add=add,
+        merge=lambda a, b: [a[0] + b[0], a[1] + b[1], a[2] + b[2]],
+        result=lambda acc: {
+            "pageview_count": acc[0],
+            "average_age": acc[1] / acc[2] if acc[2] else None,
+        },
+    )
+
+
+_ZERO = {"pageview_count": 0, "average_age": None}
+
+
+def join_step(join: str) -> Any:
+    """The stream-table join: one call per merged record -> the enriched views (0 or 1)."""
+    unknown = RateLimitedLog("page view without a cleaned user", logger)
+
+    def step(tagged: tuple[int, Any], key: str, _ts: int, _headers: Any, state: Any) -> list:
+        side, value = tagged
+        if side == _USER:
+            if value is None:
+                state.delete("user")
+            else:
+                state.set("user", {"country": value["country"], "age": value["age"]})
+            return []
+        user = state.get("user")
+        if user is None:
+            unknown("user_id %s (session %s, %s join)", key, value["session_id"], join)
+            if join == "inner":
+                return [{"pageview": value, "reason": f"no cleaned user {key} (INNER join)"}]
+            user = {"country": UNKNOWN_COUNTRY, "age": None}
+        return [{**value, **user}]
+
+    return step
+
+
+@dataclass(frozen=True)
+class CountryTopics:
+    pageviews: Topic
+    users: Topic
+    counts: Topic
+    late: Topic
+    dead_letter: Topic
+
+
+def build(
+    views: StreamingDataFrame,
+    users: StreamingDataFrame,
+    config: CountryConfig,
+    topics: CountryTopics,
+) -> None:
+    """Validate, join and count: ``views`` carries topic1's raw bytes, ``users`` topic4's rows."""
+    parsed = split_rejected(views, parse_pageview, topics.dead_letter, PROCESSOR)
+    parsed = parsed.set_timestamp(lambda view, _key, _ts, _headers: view["event_timestamp"])
+    by_user = parsed.group_by(
+        lambda view: str(view["user_id"]),
+        name="user_id",
+        key_serializer="str",
+        key_deserializer="str",
+    )
+    merged = by_user.apply(lambda view: (_VIEW, view)).concat(
+        users.apply(lambda user: (_USER, user))
+    )
+    joined = merged.apply(join_step(config.join), stateful=True, metadata=True, expand=True)
+
+    excluded = joined.filter(lambda value: "reason" in value)
+    excluded = excluded.set_headers(lambda _value, _key, _ts, _headers: [])
+    excluded.to_topic(topics.late, key=lambda value: value["pageview"]["session_id"])
+
+    enriched = joined.filter(lambda value: "reason" not in value)
+    by_country = enriched.group_by("country", key_serializer="str", key_deserializer="str")
+    routes = [topics.counts, topics.late]
+    outputs = by_country.apply(
+        window_step(config.engine(), late_log("country", logger), "country", _ZERO),
+        stateful=True,
+        metadata=True,
+        expand=True,
+    )
+    outputs = outputs.set_timestamp(lambda out, _key, _ts, _headers: out.timestamp)
+    outputs = outputs.set_headers(lambda _value, _key, _ts, _headers: [])
+    outputs.to_topic(lambda out, _key, _ts, _headers: routes[out.route], key=lambda out: out.key)
+
+
+def declare_topics(app: Application) -> CountryTopics:
+    return CountryTopics(
+        pageviews=app.topic(
+            topic_names.PAGEVIEWS, key_deserializer="bytes", value_deserializer="bytes"
+        ),
+        users=app.topic(
+            topic_names.CLEANED_USERS, key_deserializer="str", value_deserializer="json"
+        ),
+        counts=app.topic(
+            topic_names.PAGEVIEWS_BY_COUNTRY, key_serializer="str", value_serializer="json"
+        ),
+        late=app.topic(topic_names.LATE, key_serializer="str", value_serializer="json"),
+        dead_letter=dead_letter_topic(app),
+    )
+
+
+def setup(app: Application, config: CountryConfig) -> None:
+    """Declare the topics on ``app`` and build the pipeline: what main() and the tests run."""
+    topics = declare_topics(app)
+    build(app.dataframe(topics.pageviews), app.dataframe(topics.users), config, topics)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    grace = env("COUNTRY_GRACE_MS", "")
+    parser.add_argument(
+        "--window-ms",
+        type=int,
+        default=env_int("COUNTRY_WINDOW_MS", CountryConfig.window_ms),
+        help="tumbling window size, ms (env COUNTRY_WINDOW_MS; default 5 min)",
+    )
+    parser.add_argument(
+        "--grace-ms",
+        type=int,
+        default=int(grace) if grace else None,
+        help="grace period for late page views, ms (env COUNTRY_GRACE_MS; default as ksqlDB: "
+        "24 h - window size under --emit changes, 0 under --emit final)",
+    )
+    parser.add_argument(
+        "--emit",
+        choices=EMIT_MODES,
+        default=env("COUNTRY_EMIT", "changes"),
+        help="changes (EMIT CHANGES), final (EMIT FINAL) or cached (latest per window every "
+        "--cache-ms) (env COUNTRY_EMIT; default changes)",
+    )
+    parser.add_argument(
+        "--cache-ms",
+        type=int,
+        default=env_int("COUNTRY_CACHE_MS", DEFAULT_CACHE_MS),
+        help="flush period of --emit cached, ms (env COUNTRY_CACHE_MS; default 2000)",
+    )
+    parser.add_argument(
+        "--join",
+        choices=JOINS,
+        default=env("COUNTRY_JOIN", "left"),
+        help="left: views without a cleaned user count under country 'unknown'; inner: they "
+        "are left out of the counts and written to the late topic with the reason "
+        "(env COUNTRY_JOIN; default left)",
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m streams.country",
+        description="Join page views (topic1) with the cleaned users table (topic4) on user_id "
+        "and count them per country in tumbling windows, with the average age (-> topic5). "
+        "Topic names come from the TOPIC_* environment variables.",
+    )
+    add_arguments(parser)
+    add_app_arguments(parser, "country")
+    args = parser.parse_args(argv)
+    config = CountryConfig(args.window_ms, args.grace_ms, args.emit, args.cache_ms, args.join)
+    config.engine()  # validates the window now, with a clear message
+    app = create_app(args)
+    setup(app, config)
+    app.run()
+
+
+if __name__ == "__main__":
+    main()
