@@ -182,42 +182,63 @@ def setup(app: Application, config: CountryConfig) -> None:
     build(app.dataframe(topics.pageviews), app.dataframe(topics.users), config, topics)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """The country flags; ``prefix`` ("country-") keeps them apart from streams.windows'
+    in ``python -m streams``."""
     grace = env("COUNTRY_GRACE_MS", "")
+    dest = prefix.replace("-", "_")
     parser.add_argument(
-        "--window-ms",
+        f"--{prefix}window-ms",
+        dest=f"{dest}window_ms",
         type=int,
         default=env_int("COUNTRY_WINDOW_MS", CountryConfig.window_ms),
         help="tumbling window size, ms (env COUNTRY_WINDOW_MS; default 5 min)",
     )
     parser.add_argument(
-        "--grace-ms",
+        f"--{prefix}grace-ms",
+        dest=f"{dest}grace_ms",
         type=int,
         default=int(grace) if grace else None,
         help="grace period for late page views, ms (env COUNTRY_GRACE_MS; default as ksqlDB: "
         "24 h - window size under --emit changes, 0 under --emit final)",
     )
     parser.add_argument(
-        "--emit",
+        f"--{prefix}emit",
+        dest=f"{dest}emit",
         choices=EMIT_MODES,
         default=env("COUNTRY_EMIT", "changes"),
         help="changes (EMIT CHANGES), final (EMIT FINAL) or cached (latest per window every "
         "--cache-ms) (env COUNTRY_EMIT; default changes)",
     )
     parser.add_argument(
-        "--cache-ms",
+        f"--{prefix}cache-ms",
+        dest=f"{dest}cache_ms",
         type=int,
         default=env_int("COUNTRY_CACHE_MS", DEFAULT_CACHE_MS),
         help="flush period of --emit cached, ms (env COUNTRY_CACHE_MS; default 2000)",
     )
     parser.add_argument(
-        "--join",
+        f"--{prefix}join",
+        dest=f"{dest}join",
         choices=JOINS,
         default=env("COUNTRY_JOIN", "left"),
         help="left: views without a cleaned user count under country 'unknown'; inner: they "
         "are left out of the counts and written to the late topic with the reason "
         "(env COUNTRY_JOIN; default left)",
     )
+
+
+def config_from_args(args: argparse.Namespace, prefix: str = "") -> CountryConfig:
+    """The configuration from :func:`add_arguments`' flags, validated now, not at a record."""
+    dest = prefix.replace("-", "_")
+    config = CountryConfig(
+        *(
+            getattr(args, f"{dest}{name}")
+            for name in ("window_ms", "grace_ms", "emit", "cache_ms", "join")
+        )
+    )
+    config.engine()
+    return config
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -230,8 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     add_arguments(parser)
     add_app_arguments(parser, "country")
     args = parser.parse_args(argv)
-    config = CountryConfig(args.window_ms, args.grace_ms, args.emit, args.cache_ms, args.join)
-    config.engine()  # validates the window now, with a clear message
+    config = config_from_args(args)
     app = create_app(args)
     setup(app, config)
     app.run()
