@@ -1,0 +1,114 @@
+"""Running the processors on the native stack in integration tests: subprocesses, and
+reading what they committed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+
+def read_all(kafka: str, topic: str, expected: int, timeout: float = 180.0) -> list:
+    """Committed records of ``topic``: once ``expected`` arrived, until 3 s pass with no more."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka,
+            "group.id": f"test-reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    records: list = []
+    deadline = time.monotonic() + timeout
+    last_arrival = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            batch = [m for m in consumer.consume(1000, timeout=1.0) if m.error() is None]
+            if batch:
+                records += batch
+                last_arrival = time.monotonic()
+            elif len(records) >= expected and time.monotonic() - last_arrival > 3:
+                break
+    finally:
+        consumer.close()
+    return records
+
+
+def committed_input(kafka: str, topic: str, group: str) -> int:
+    """How many input records the app's group has committed (its transactions' offsets)."""
+    consumer = Consumer({"bootstrap.servers": kafka, "group.id": group})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        return sum(max(tp.offset, 0) for tp in committed)
+    finally:
+        consumer.close()
+
+
+def latest_by_key(records) -> dict:
+    return {m.key().decode(): json.loads(m.value()) for m in records}
+
+
+class StreamsApp:
+    """A processor (``python -m <module>``) as a subprocess with its own topics (TOPIC_*
+    overrides), consumer group and state directory; a context manager that stops it and
+    deletes its internal (repartition, changelog) topics."""
+
+    def __init__(self, module: str, kafka: str, topics: dict[str, str], state_dir: Path) -> None:
+        processor = module.rpartition(".")[2]
+        self.module = module
+        self.kafka = kafka
+        self.group = f"test-{processor}-{uuid.uuid4().hex[:8]}"
+        self.env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            f"{processor.upper()}_CONSUMER_GROUP": self.group,
+            "STREAMS_STATE_DIR": str(state_dir),
+            "STREAMS_COMMIT_INTERVAL_S": "1",
+            **topics,
+        }
+        self.process: subprocess.Popen | None = None
+        self.log = state_dir / f"{processor}.log"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", self.module],
+            env=self.env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def __enter__(self) -> StreamsApp:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+        # Quix's repartition and changelog topics carry the unique group name.
+        admin = AdminClient({"bootstrap.servers": self.kafka})
+        internal = [t for t in admin.list_topics(timeout=10).topics if self.group in t]
+        if internal:
+            for future in admin.delete_topics(internal).values():
+                future.exception(timeout=30)
