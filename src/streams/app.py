@@ -26,11 +26,11 @@ def add_app_arguments(parser: argparse.ArgumentParser, processor: str) -> None:
     ``processor`` names the consumer group's environment variable and default:
     ``windows`` -> ``WINDOWS_CONSUMER_GROUP``, ``pageview-streams-windows``.
     """
-    group_var = f"{processor.upper()}_CONSUMER_GROUP"
     parser.add_argument(
         "--consumer-group",
-        default=env(group_var, f"pageview-streams-{processor}"),
-        help=f"Kafka consumer group; instances sharing it split the partitions (env {group_var})",
+        default=env(f"{processor.upper()}_CONSUMER_GROUP", f"pageview-streams-{processor}"),
+        help="Kafka consumer group; instances sharing it split the partitions "
+        f"(env {processor.upper()}_CONSUMER_GROUP)",
     )
     parser.add_argument(
         "--state-dir",
