@@ -1,0 +1,98 @@
+"""streams.app: the shared flags (flag > env > default) and the Application they configure."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from streams.app import add_app_arguments, create_app
+
+ENV = (
+    "USERS_CONSUMER_GROUP",
+    "COUNTRY_CONSUMER_GROUP",
+    "WINDOWS_CONSUMER_GROUP",
+    "STREAMS_STATE_DIR",
+    "STREAMS_COMMIT_INTERVAL_S",
+    "STREAMS_PROCESSING_GUARANTEE",
+    "KAFKA_BOOTSTRAP_SERVERS",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+def parse(*argv: str, processor: str = "users") -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_app_arguments(parser, processor)
+    return parser.parse_args(list(argv))
+
+
+def test_defaults_work_on_the_native_stack():
+    args = parse()
+    assert vars(args) == {
+        "consumer_group": "pageview-streams-users",
+        "state_dir": "state",
+        "commit_interval": 5.0,
+        "processing_guarantee": "exactly-once",
+    }
+
+
+def test_environment_overrides_defaults_and_flags_override_environment(monkeypatch):
+    monkeypatch.setenv("USERS_CONSUMER_GROUP", "g-env")
+    monkeypatch.setenv("STREAMS_STATE_DIR", "/tmp/s-env")
+    monkeypatch.setenv("STREAMS_COMMIT_INTERVAL_S", "0.5")
+    monkeypatch.setenv("STREAMS_PROCESSING_GUARANTEE", "at-least-once")
+    assert vars(parse()) == {
+        "consumer_group": "g-env",
+        "state_dir": "/tmp/s-env",
+        "commit_interval": 0.5,
+        "processing_guarantee": "at-least-once",
+    }
+    args = parse("--consumer-group", "g-flag", "--processing-guarantee", "exactly-once")
+    assert (args.consumer_group, args.processing_guarantee) == ("g-flag", "exactly-once")
+
+
+def test_consumer_group_variable_is_per_processor(monkeypatch):
+    monkeypatch.setenv("COUNTRY_CONSUMER_GROUP", "c-env")
+    assert parse(processor="country").consumer_group == "c-env"
+    assert parse(processor="windows").consumer_group == "pageview-streams-windows"
+
+
+def test_unknown_guarantee_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        parse("--processing-guarantee", "maybe-once")
+    assert "invalid choice: 'maybe-once'" in capsys.readouterr().err
+
+
+def test_create_app_applies_every_setting(monkeypatch, tmp_path):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "broker.example:9093")
+    args = parse(
+        "--consumer-group",
+        "g1",
+        "--state-dir",
+        str(tmp_path),
+        "--commit-interval",
+        "2.5",
+        "--processing-guarantee",
+        "at-least-once",
+    )
+    config = create_app(args).config
+    assert config.broker_address.bootstrap_servers == "broker.example:9093"
+    assert config.consumer_group == "g1"
+    assert config.auto_offset_reset == "earliest"
+    assert config.processing_guarantee == "at-least-once"
+    assert config.commit_interval == 2.5
+    assert str(config.state_dir).startswith(str(tmp_path))
+    # Java's partitioner for keyed output: co-partitioned with Java-written topics.
+    assert config.producer_extra_config["partitioner"] == "murmur2_random"
+
+
+def test_create_app_defaults_to_exactly_once_on_the_local_broker(tmp_path):
+    config = create_app(parse("--state-dir", str(tmp_path))).config
+    assert config.broker_address.bootstrap_servers == "127.0.0.1:9092"
+    assert config.processing_guarantee == "exactly-once"
+    assert config.exactly_once is True
