@@ -88,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=int(grace) if grace else None,
         help="grace period for late records, ms (env WINDOWS_GRACE_MS; default as ksqlDB: "
-        "24 h - window size under --emit changes, 0 under --emit final)",
+        "24 h - window size under --emit changes or cached, 0 under --emit final)",
     )
     parser.add_argument(
         "--emit",
