@@ -145,3 +145,19 @@ def test_state_survives_commits_and_fresh_transactions(harness):
         "pageview_count": 4,
         "deleted": False,
     }
+
+
+@pytest.mark.parametrize(
+    ("partitions", "late", "tumbling"),
+    [(5, [], ["Homepage", "Inbox"]), (1, ["s2"] * 3, ["Homepage"])],
+)
+def test_stream_time_is_per_repartition_partition(partitions, late, tumbling):
+    """Homepage and Inbox hash to different partitions of five (3 and 1): Inbox's views are not
+    late because of Homepage's later ones; on one partition they share a stream time."""
+    assert (partition_for(b"Homepage", 5), partition_for(b"Inbox", 5)) == (3, 1)
+    config = WindowsConfig(grace_ms=60_000)
+    with TestDriver(lambda app: setup(app, config), partitions=partitions) as driver:
+        driver.pipe(PAGEVIEWS, *view("s1", "Homepage", T0 + 900_000))
+        driver.pipe(PAGEVIEWS, *view("s2", "Inbox", T0))
+        assert [r.key for r in driver.read("pageview_streams_late")] == late
+        assert [r.value["source"] for r in driver.read("topic6")] == tumbling
