@@ -27,7 +27,10 @@ query-validation tests::
             assert counts == [1, 2]
 
 Not simulated: consumer rebalances, changelog recovery and transactions (use the integration
-tests on the native stack for those), and wall-clock punctuation.
+tests on the native stack for those), wall-clock punctuation, and the timestamp alignment a
+running Quix consumer applies across topics merged with ``concat`` (here pipe order is the
+processing order, which is what a test wants to control; pipe in timestamp order to see what
+production does with buffered topics).
 
 All coupling to Quix Streams' internals (topic metadata lookup, the producer, store assignment,
 the composed topology, the message context, checkpoints) lives in this module and is written
