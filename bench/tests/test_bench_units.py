@@ -63,14 +63,36 @@ def test_group_done_allows_a_transaction_marker_only_on_internal_topics() -> Non
     assert not group_done({("in", 0): 10}, ends, "in")
 
 
-def test_peer_counts_tumbling_windows_and_refuses_late_views() -> None:
+def test_peer_counts_tumbling_windows_and_writes_late_views_as_late_rows() -> None:
     window, grace = bytewax_peer.WINDOW_MS, bytewax_peer.GRACE_MS
+    assert grace == 24 * 3600 * 1000 - window  # ksqlDB's EMIT CHANGES default, as streams.windows
+    closer = 2 * window + grace  # stream time at which windows 0 and 1 have closed
     state = None
     outputs = []
-    for ts in (0, 1_000, window, 2_000, window + window + grace, 3_000):
-        state, out = bytewax_peer.count_view(state, ("Inbox", ts))
-        outputs.append(None if out is None else (out[0], orjson.loads(out[1])["pageview_count"]))
-    assert outputs == [(0, 1), (0, 2), (window, 1), (0, 3), (2 * window, 1), None]
+    for ts in (0, 1_000, window, 2_000, closer, 3_000):
+        state, (start, row) = bytewax_peer.count_view(state, ("Inbox", ts))
+        outputs.append((start, orjson.loads(row)))
+    assert [(s, r.get("pageview_count"), r.get("late", False)) for s, r in outputs] == [
+        (0, 1, False),
+        (0, 2, False),
+        (window, 1, False),
+        (0, 3, False),
+        (closer, 1, False),
+        (0, None, True),
+    ]
+    assert outputs[5][1] == {
+        "source": "Inbox",
+        "window_start": 0,
+        "event_time": 3_000,
+        "late": True,
+    }
+    assert outputs[2][1] == {
+        "source": "Inbox",
+        "window_start": window,
+        "window_end": 2 * window,
+        "pageview_count": 1,
+    }
     assert state is not None and state.late == 1
-    # Event time reached the end of window 1 plus grace, so it was closed too.
-    assert sorted(state.counts) == [2 * window]
+    # Event time reached the end of window 1 plus grace, so windows 0 and 1 were dropped.
+    assert sorted(state.counts) == [closer]
+    assert state.oldest == closer
