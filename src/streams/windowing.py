@@ -162,18 +162,16 @@ class WindowResult:
         Sessions carry ``deleted``; a retraction becomes ``deleted: true`` with ``zero`` as the
         aggregate columns (Pinot cannot ingest the null value ksqlDB writes).
         """
-        value: dict[str, Any] = {
-            group_column: self.group,
-            "window_start": self.start,
-            "window_end": self.end,
-        }
-        if self.value is None:
-            value.update(zero or {})
-            value["deleted"] = True
-        else:
-            value.update(self.value)
-            if self.kind == "session":
-                value["deleted"] = False
+        value = _contract_value(
+            dict,
+            group_column,
+            zero or {},
+            self.kind == "session",
+            self.group,
+            self.start,
+            self.end,
+            self.value,
+        )
         return self.key(), value
 
     def __repr__(self) -> str:
@@ -183,7 +181,44 @@ class WindowResult:
         )
 
 
+class WindowRecord(dict):
+    """An output record ready to produce: the contract's value, with route, key and timestamp.
+
+    JSON serialisation sees only the dict. Built straight from the engine's results by
+    :meth:`WindowEngine.records`, so an app makes one object per output record, not three.
+    """
+
+    __slots__ = ("key", "route", "timestamp")
+
+
+def _contract_value(
+    factory: Callable[[Any], dict],
+    group_column: str,
+    zero: dict[str, Any],
+    session: bool,
+    group: str,
+    start: int,
+    end: int,
+    value: dict[str, Any] | None,
+) -> dict:
+    """The output value per the shared contract (see :meth:`WindowResult.record`)."""
+    out = factory(((group_column, group), ("window_start", start), ("window_end", end)))
+    if value is None:
+        out.update(zero)
+        out["deleted"] = True
+    else:
+        out.update(value)
+        if session:
+            out["deleted"] = False
+    return out
+
+
 _META = "meta"
+
+#: An engine result before it is shaped for its caller: (spec index, group, window start,
+#: window end, aggregate result or None for a retraction, output timestamp). Plain tuples keep
+#: the per-window cost of the hot loops to one small allocation.
+_Raw = tuple[int, str, int, int, "dict[str, Any] | None", int]
 
 
 class WindowEngine:
@@ -214,42 +249,98 @@ class WindowEngine:
         # EMIT FINAL emits it, losing it. Off by default (we emit every window that closes); on
         # only to show in the conformance harness that this is the whole difference.
         self.strict_retention = strict_retention
+        # Everything the per-record loop needs about a spec, read once here rather than through
+        # attribute look-ups per record and window.
+        self._plan = [
+            (index, spec.size_ms, spec.advance_ms, spec.gap_ms, grace)
+            for index, (spec, grace) in enumerate(zip(self.specs, self.graces, strict=True))
+        ]
+        self._kinds = [spec.kind for spec in self.specs]
 
     def process(
         self, state: WindowState, group: str, value: Any, timestamp: int
     ) -> tuple[list[WindowResult], list[tuple[int, str]]]:
         """Add one record: (window results in emission order, [(spec index, late reason)])."""
-        # meta: [stream time, known groups, per spec [lowest live start, highest start]]
+        raw, late = self._apply(state, group, value, timestamp)
+        kinds = self._kinds
+        return [WindowResult(i, kinds[i], g, s, e, v, t) for i, g, s, e, v, t in raw], late
+
+    def records(
+        self,
+        state: WindowState,
+        group: str,
+        value: Any,
+        timestamp: int,
+        group_column: str,
+        zero: dict[str, Any],
+        record_type: type[WindowRecord] = WindowRecord,
+    ) -> tuple[list[WindowRecord], list[tuple[int, str]]]:
+        """:meth:`process`, with each result already its output record (what an app produces).
+
+        Equal to ``WindowResult.record(group_column, zero)`` per result, with ``route`` = spec
+        index, ``key`` and ``timestamp`` set, but without the intermediate objects: under EMIT
+        CHANGES a page view has 8 results, so they were a large share of its cost.
+        ``record_type`` is any :class:`WindowRecord`-like dict subclass with those slots.
+        """
+        raw, late = self._apply(state, group, value, timestamp)
+        sessions = [kind == "session" for kind in self._kinds]
+        out = []
+        for i, g, s, e, v, t in raw:
+            record = _contract_value(record_type, group_column, zero, sessions[i], g, s, e, v)
+            record.route, record.key, record.timestamp = i, f"{g}|{s}", t
+            out.append(record)
+        return out, late
+
+    def _apply(
+        self, state: WindowState, group: str, value: Any, timestamp: int
+    ) -> tuple[list[_Raw], list[tuple[int, str]]]:
+        # meta: [stream time, known groups, per spec [lowest live start, highest start],
+        #        pending results of emit cached, time of the last cache flush (ms)]
         meta = state.get(_META)
         if meta is None:
             meta = [timestamp, [], [[None, None] for _ in self.specs], {}, 0]
         groups: list[str] = meta[1]
         if group not in groups:
             groups.append(group)
-        stream_time = max(meta[0], timestamp)
-        meta[0] = stream_time
-        results: list[WindowResult] = []
+        stream_time = meta[0]
+        if timestamp > stream_time:
+            stream_time = meta[0] = timestamp
+        results: list[_Raw] = []
         late: list[tuple[int, str]] = []
-        for index, spec in enumerate(self.specs):
-            close = stream_time - self.graces[index]
-            if spec.kind == "session":
+        for index, size, advance, gap, grace in self._plan:
+            close = stream_time - grace
+            if gap:
                 # Kafka Streams: a session closes at end + gap + grace: no record can extend it.
-                close -= spec.gap_ms
-                self._session(state, index, group, value, timestamp, close, results, late)
+                close -= gap
+                self._session(state, index, gap, group, value, timestamp, close, results, late)
                 if self.final:
                     self._close_other_sessions(state, index, groups, group, close, results)
             else:
                 bounds = meta[2][index]
-                self._expire_time_windows(state, index, spec, groups, bounds, close, results)
+                # Checked here, not in the callee: nothing has closed on almost every record.
+                if bounds[0] is not None and bounds[0] + size <= close:
+                    self._expire_time_windows(
+                        state, index, size, advance, groups, bounds, close, results
+                    )
                 self._time(
-                    state, index, spec, group, value, timestamp, close, bounds, results, late
+                    state,
+                    index,
+                    size,
+                    advance,
+                    group,
+                    value,
+                    timestamp,
+                    close,
+                    bounds,
+                    results,
+                    late,
                 )
         if self.cached:
             results = self._coalesce(meta, results)
         state.set(_META, meta)
         return results, late
 
-    def _coalesce(self, meta: list, results: list[WindowResult]) -> list[WindowResult]:
+    def _coalesce(self, meta: list, results: list[_Raw]) -> list[_Raw]:
         """EMIT CHANGES through ksqlDB's record cache: the latest result per window per period.
 
         Pending results live in the partition's state (meta), so a crash between periods
@@ -257,15 +348,16 @@ class WindowEngine:
         record after the period ends, not by a timer: an idle partition keeps them pending.
         """
         pending: dict[str, list] = meta[3]
-        for r in results:
-            key = f"{r.spec_index}|{r.group}|{r.start}|{r.end}"
+        kinds = self._kinds
+        for i, g, s, e, v, t in results:
+            key = f"{i}|{g}|{s}|{e}"
             pending.pop(key, None)  # re-insert: flush order follows the latest update
-            pending[key] = [r.spec_index, r.kind, r.group, r.start, r.end, r.value, r.timestamp]
+            pending[key] = [i, kinds[i], g, s, e, v, t]
         now_ms = int(self.clock() * 1000)
         if now_ms - meta[4] < self.cache_ms:
             return []
         meta[3], meta[4] = {}, now_ms
-        return [WindowResult(*entry) for entry in pending.values()]
+        return [(i, g, s, e, v, t) for i, _kind, g, s, e, v, t in pending.values()]
 
     # -- time windows (tumbling, hopping) -------------------------------------------------------
 
@@ -273,47 +365,49 @@ class WindowEngine:
         self,
         state: WindowState,
         index: int,
-        spec: WindowSpec,
+        size: int,
+        advance: int,
         group: str,
         value: Any,
         ts: int,
         close: int,
         bounds: list,
-        results: list[WindowResult],
+        results: list[_Raw],
         late: list[tuple[int, str]],
     ) -> None:
-        size, advance, agg = spec.size_ms, spec.advance_ms, self.aggregate
-        start = (max(0, ts - size + advance) // advance) * advance
+        agg, final = self.aggregate, self.final
+        first = ts - size + advance  # the lowest start whose window still contains ts
+        start = first - first % advance if first > 0 else 0
+        prefix = f"{index}|{group}|"
         skipped: list[int] = []
         while start <= ts:
             end = start + size
             if end <= close:
                 skipped.append(start)
             else:
-                key = f"{index}|{group}|{start}"
+                key = prefix + str(start)
                 stored = state.get(key)
                 if stored is None:
-                    acc, max_ts = agg.init(), ts
+                    stored = [agg.add(agg.init(), value), ts]
                     if bounds[0] is None or start < bounds[0]:
                         bounds[0] = start
                     if bounds[1] is None or start > bounds[1]:
                         bounds[1] = start
                 else:
-                    acc, max_ts = stored
-                    max_ts = max(max_ts, ts)
-                acc = agg.add(acc, value)
-                state.set(key, [acc, max_ts])
-                if not self.final:
-                    results.append(
-                        WindowResult(index, spec.kind, group, start, end, agg.result(acc), max_ts)
-                    )
+                    # In place: the state hands out its own object, and set() marks it changed.
+                    stored[0] = agg.add(stored[0], value)
+                    if ts > stored[1]:
+                        stored[1] = ts
+                state.set(key, stored)
+                if not final:
+                    results.append((index, group, start, end, agg.result(stored[0]), stored[1]))
             start += advance
         if skipped:
             late.append(
                 (
                     index,
-                    f"{spec.kind} window(s) starting at {skipped} (size {size} ms) closed: "
-                    f"window end <= stream time - grace = {close}",
+                    f"{self._kinds[index]} window(s) starting at {skipped} (size {size} ms) "
+                    f"closed: window end <= stream time - grace = {close}",
                 )
             )
 
@@ -321,17 +415,15 @@ class WindowEngine:
         self,
         state: WindowState,
         index: int,
-        spec: WindowSpec,
+        size: int,
+        advance: int,
         groups: list[str],
         bounds: list,
         close: int,
-        results: list[WindowResult],
+        results: list[_Raw],
     ) -> None:
         """Emit (EMIT FINAL) and delete windows that closed; only the live range is scanned."""
         low, high = bounds
-        if low is None:
-            return
-        size, advance = spec.size_ms, spec.advance_ms
         purge_before = close - size  # close = stream time - grace
         start = low
         while start <= high and start + size <= close:
@@ -343,9 +435,8 @@ class WindowEngine:
                 state.delete(key)
                 if self.final and not (self.strict_retention and start < purge_before):
                     acc, max_ts = stored
-                    result = self.aggregate.result(acc)
                     results.append(
-                        WindowResult(index, spec.kind, group, start, start + size, result, max_ts)
+                        (index, group, start, start + size, self.aggregate.result(acc), max_ts)
                     )
             start += advance
         if start > high:
@@ -359,15 +450,16 @@ class WindowEngine:
         self,
         state: WindowState,
         index: int,
+        gap: int,
         group: str,
         value: Any,
         ts: int,
         close: int,
-        results: list[WindowResult],
+        results: list[_Raw],
         late: list[tuple[int, str]],
     ) -> None:
         """Merge ``ts`` into the group's sessions; ``close`` = stream time - grace - gap."""
-        gap, agg, kind = self.specs[index].gap_ms, self.aggregate, "session"
+        agg = self.aggregate
         key = f"{index}|{group}|s"
         stored: list[list] = state.get(key) or []
         # Closed sessions leave first (emitted under EMIT FINAL), as Kafka Streams' store expires
@@ -375,13 +467,16 @@ class WindowEngine:
         sessions = self._drop_closed(index, group, stored, close, results)
         kept: list[list] = []
         merged: list[list] = []
+        start = end = ts
         for session in sessions:
             if session[1] >= ts - gap and session[0] <= ts + gap:
                 merged.append(session)
+                if session[0] < start:
+                    start = session[0]
+                if session[1] > end:
+                    end = session[1]
             else:
                 kept.append(session)
-        start = min([ts, *(s[0] for s in merged)])
-        end = max([ts, *(s[1] for s in merged)])
         if end < close:
             late.append(
                 (
@@ -396,32 +491,35 @@ class WindowEngine:
             for session in merged:
                 acc = agg.merge(acc, session[2])
             acc = agg.add(acc, value)
-            if not self.final and (start, end) != (ts, ts):
+            if not self.final and (start != ts or end != ts):
                 # ksqlDB retracts every merged session, even one whose bounds did not change.
                 for s in merged:
-                    results.append(WindowResult(index, kind, group, s[0], s[1], None, s[1]))
+                    results.append((index, group, s[0], s[1], None, s[1]))
             kept.append([start, end, acc])
-            kept.sort()
+            if len(kept) > 1:
+                kept.sort()
             if not self.final:
-                results.append(WindowResult(index, kind, group, start, end, agg.result(acc), end))
+                results.append((index, group, start, end, agg.result(acc), end))
         if kept:
             state.set(key, kept)
         elif stored:
             state.delete(key)
 
     def _drop_closed(
-        self, index: int, group: str, sessions: list[list], close: int, results: list[WindowResult]
+        self, index: int, group: str, sessions: list[list], close: int, results: list[_Raw]
     ) -> list[list]:
         """``sessions`` still open; closed ones are emitted first under EMIT FINAL."""
-        if all(s[1] >= close for s in sessions):
+        for session in sessions:
+            if session[1] < close:
+                break
+        else:
             return sessions
         live = []
         for start, end, acc in sessions:
             if end >= close:
                 live.append([start, end, acc])
             elif self.final:
-                value = self.aggregate.result(acc)
-                results.append(WindowResult(index, "session", group, start, end, value, end))
+                results.append((index, group, start, end, self.aggregate.result(acc), end))
         return live
 
     def _close_other_sessions(
@@ -431,7 +529,7 @@ class WindowEngine:
         groups: list[str],
         current: str,
         close: int,
-        results: list[WindowResult],
+        results: list[_Raw],
     ) -> None:
         """EMIT FINAL: stream time is per partition, so it closes other groups' sessions too."""
         for group in groups:
