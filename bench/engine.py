@@ -1,45 +1,91 @@
 """CPU-only throughput of the windows engine (``streams.windowing``), no broker, no RocksDB.
 
 Runs the same generated page views through (a) JSON decode + encode only, the in-process
-counterpart of the limit, and (b) decode + ``WindowEngine.process`` (all three windows) +
-encode of every result, in each emission mode. Isolates the engine's own cost from Kafka I/O,
-so its owners can see what optimising it can win; ``--profile`` adds a pyinstrument report.
+counterpart of the limit, and (b) decode + the engine (all three windows) + encode of every
+output record, in each emission mode, the way ``streams.windows`` calls it. Isolates the
+engine's own cost from Kafka I/O, so its owners can see what optimising it can win.
 
-    python -m bench.engine --events 100000 [--profile]
+``--baseline REV`` also runs ``src/streams/windowing.py`` as it was at git revision REV,
+interleaved with the current one, so a before/after ratio comes from one run on one machine
+load (absolute figures on a shared machine mean little). ``--profile`` adds a pyinstrument
+report of the current engine under EMIT CHANGES.
+
+    python -m bench.engine --events 100000 --runs 3 [--baseline REV] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import subprocess
+import sys
 import time
+import types
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 
 from bench.preload import PageViewPlan, page_views
-from streams.windowing import DictState
-from streams.windows import WindowsConfig
+from streams import windowing
+from streams.windows import COUNT_COLUMN, WindowsConfig
+
+Records = list[tuple[bytes, bytes | None, int]]
+ZERO = {COUNT_COLUMN: 0}
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def decode_encode(records: list[tuple[bytes, bytes | None, int]]) -> None:
+def decode_encode(records: Records) -> int:
     for _key, value, _ts in records:
         orjson.dumps(orjson.loads(value))
+    return len(records)
 
 
-def engine_run(records: list[tuple[bytes, bytes | None, int]], emit: str) -> int:
-    engine = WindowsConfig(emit=emit).engine()
-    state = DictState()
+def engine_at(revision: str) -> types.ModuleType:
+    """``streams.windowing`` as of a git revision, loaded as a separate module."""
+    source = subprocess.run(
+        ["git", "show", f"{revision}:src/streams/windowing.py"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    module = types.ModuleType(f"windowing_at_{revision}")
+    sys.modules[module.__name__] = module  # dataclasses resolve their module by name
+    exec(compile(source, f"{revision}:src/streams/windowing.py", "exec"), module.__dict__)
+    return module
+
+
+def engine_run(records: Records, emit: str, module: types.ModuleType = windowing) -> int:
+    """Decode, engine, encode every output record, as the app's per-record step does.
+
+    A revision without ``WindowEngine.records`` is driven as the app drove it then:
+    ``process``, ``WindowResult.record``, and a copy into the output record.
+    """
+    config = WindowsConfig(emit=emit)
+    engine = module.WindowEngine(
+        config.specs(), module.count_aggregate(COUNT_COLUMN), emit, cache_ms=config.cache_ms
+    )
+    state = module.DictState()
     outputs = 0
+    if hasattr(engine, "records"):
+        for _key, value, ts in records:
+            row = orjson.loads(value)
+            out, _late = engine.records(state, row["source"], row, ts, "source", ZERO)
+            for record in out:
+                orjson.dumps(record)
+            outputs += len(out)
+        return outputs
     for _key, value, ts in records:
         row = orjson.loads(value)
         results, _late = engine.process(state, row["source"], row, ts)
         for result in results:
-            orjson.dumps(result.record("source")[1])
+            orjson.dumps(dict(result.record("source", ZERO)[1]))
         outputs += len(results)
     return outputs
 
 
-def timed(fn: Callable[..., object], *args: object) -> float:
+def timed(fn: Callable[..., int], *args: object) -> float:
     started = time.perf_counter()
     fn(*args)
     return time.perf_counter() - started
@@ -50,17 +96,35 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.engine", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--events", type=int, default=100_000, help="page views to process")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each (median reported)")
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also run windowing.py as of this git revision"
+    )
     parser.add_argument("--profile", action="store_true", help="pyinstrument the changes mode")
     args = parser.parse_args(argv)
     records = list(page_views(PageViewPlan(args.events, 10_000, 1_700_000_100_000)))
-    base = timed(decode_encode, records)
-    print(f"decode+encode only: {args.events / base:,.0f} ev/s")
-    for emit in ("changes", "cached", "final"):
-        seconds = timed(engine_run, records, emit)
-        print(
-            f"engine {emit:8s}: {args.events / seconds:,.0f} ev/s "
-            f"= {base / seconds:.2f}x decode+encode"
-        )
+    engines: dict[str, types.ModuleType] = {"current": windowing}
+    if args.baseline:
+        engines[args.baseline] = engine_at(args.baseline)
+    times: dict[str, list[float]] = {}
+    for _run in range(args.runs):
+        # Interleaved, so drift in machine load hits every contender alike.
+        times.setdefault("decode+encode", []).append(timed(decode_encode, records))
+        for emit in windowing.EMIT_MODES:
+            for name, module in engines.items():
+                times.setdefault(f"{name} {emit}", []).append(
+                    timed(engine_run, records, emit, module)
+                )
+    base = times["decode+encode"]
+    print(f"{'contender':24s} {'events/s':>10s} {'x decode+encode':>16s} {'x baseline':>11s}")
+    for name, seconds in times.items():
+        ratio = statistics.median(b / s for b, s in zip(base, seconds, strict=True))
+        versus = ""
+        if args.baseline and name.startswith("current "):
+            before = times[f"{args.baseline} {name.removeprefix('current ')}"]
+            versus = f"{statistics.median(b / s for b, s in zip(before, seconds, strict=True)):.2f}"
+        rate = args.events / statistics.median(seconds)
+        print(f"{name:24s} {rate:10,.0f} {ratio:16.3f} {versus:>11s}")
     if args.profile:
         from pyinstrument import Profiler
 

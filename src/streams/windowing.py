@@ -49,7 +49,7 @@ Semantics (ksqlDB / Kafka Streams):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -129,6 +129,12 @@ def count_aggregate(column: str) -> Aggregate:
     )
 
 
+#: An engine result before it is shaped for its caller: (spec index, group, window start,
+#: window end, aggregate result or None for a retraction, output timestamp). Plain tuples keep
+#: the per-window cost of the hot loops to one small allocation.
+_Raw = tuple[int, str, int, int, "dict[str, Any] | None", int]
+
+
 class WindowResult:
     """One output of the engine: a window's new aggregate, or (``value is None``) its retraction."""
 
@@ -162,17 +168,11 @@ class WindowResult:
         Sessions carry ``deleted``; a retraction becomes ``deleted: true`` with ``zero`` as the
         aggregate columns (Pinot cannot ingest the null value ksqlDB writes).
         """
-        value = _contract_value(
-            dict,
-            group_column,
-            zero or {},
-            self.kind == "session",
-            self.group,
-            self.start,
-            self.end,
-            self.value,
+        raw = (0, self.group, self.start, self.end, self.value, self.timestamp)
+        (record,) = _to_records(
+            [raw], [self.kind == "session"], group_column, zero or {}, WindowRecord
         )
-        return self.key(), value
+        return record.key, dict(record)
 
     def __repr__(self) -> str:
         return (
@@ -191,34 +191,39 @@ class WindowRecord(dict):
     __slots__ = ("key", "route", "timestamp")
 
 
-def _contract_value(
-    factory: Callable[[Any], dict],
+def _to_records(
+    raw: list[_Raw],
+    sessions: Sequence[bool],
     group_column: str,
     zero: dict[str, Any],
-    session: bool,
-    group: str,
-    start: int,
-    end: int,
-    value: dict[str, Any] | None,
-) -> dict:
-    """The output value per the shared contract (see :meth:`WindowResult.record`)."""
-    out = factory(((group_column, group), ("window_start", start), ("window_end", end)))
-    if value is None:
-        out.update(zero)
-        out["deleted"] = True
-    else:
-        out.update(value)
-        if session:
-            out["deleted"] = False
+    record_type: type[WindowRecord],
+) -> list[WindowRecord]:
+    """Raw results as output records per the shared contract (see :meth:`WindowResult.record`);
+    ``sessions[i]``: whether spec ``i`` is a session window (its records carry ``deleted``).
+
+    One loop over a batch with item assignment, not a function call per record: under EMIT
+    CHANGES this runs 8 times per page view.
+    """
+    out = []
+    append = out.append
+    for i, group, start, end, value, timestamp in raw:
+        record = record_type()
+        record[group_column] = group
+        record["window_start"] = start
+        record["window_end"] = end
+        if value is None:
+            record.update(zero)
+            record["deleted"] = True
+        else:
+            record.update(value)
+            if sessions[i]:
+                record["deleted"] = False
+        record.route, record.key, record.timestamp = i, f"{group}|{start}", timestamp
+        append(record)
     return out
 
 
 _META = "meta"
-
-#: An engine result before it is shaped for its caller: (spec index, group, window start,
-#: window end, aggregate result or None for a retraction, output timestamp). Plain tuples keep
-#: the per-window cost of the hot loops to one small allocation.
-_Raw = tuple[int, str, int, int, "dict[str, Any] | None", int]
 
 
 class WindowEngine:
@@ -256,6 +261,7 @@ class WindowEngine:
             for index, (spec, grace) in enumerate(zip(self.specs, self.graces, strict=True))
         ]
         self._kinds = [spec.kind for spec in self.specs]
+        self._sessions = [kind == "session" for kind in self._kinds]
 
     def process(
         self, state: WindowState, group: str, value: Any, timestamp: int
@@ -283,13 +289,7 @@ class WindowEngine:
         ``record_type`` is any :class:`WindowRecord`-like dict subclass with those slots.
         """
         raw, late = self._apply(state, group, value, timestamp)
-        sessions = [kind == "session" for kind in self._kinds]
-        out = []
-        for i, g, s, e, v, t in raw:
-            record = _contract_value(record_type, group_column, zero, sessions[i], g, s, e, v)
-            record.route, record.key, record.timestamp = i, f"{g}|{s}", t
-            out.append(record)
-        return out, late
+        return _to_records(raw, self._sessions, group_column, zero, record_type), late
 
     def _apply(
         self, state: WindowState, group: str, value: Any, timestamp: int

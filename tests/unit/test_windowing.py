@@ -7,6 +7,7 @@ import pytest
 from streams.windowing import (
     DictState,
     WindowEngine,
+    WindowRecord,
     WindowResult,
     WindowSpec,
     count_aggregate,
@@ -234,3 +235,47 @@ def test_default_grace_follows_ksqldb():
 def test_invalid_configuration_is_rejected_with_a_reason(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+@pytest.mark.parametrize("emit", ["changes", "final", "cached"])
+def test_records_are_the_results_as_output_records(emit):
+    """records() is process() + WindowResult.record(), with route, key and timestamp set."""
+    specs = [WindowSpec.tumbling(10), WindowSpec.hopping(10, 5), WindowSpec.session(4)]
+    now = [100.0]
+    views = [("A", 1), ("B", 3), ("A", 4), ("A", 12), ("A", 30), ("B", 2), ("A", 41), ("A", 60)]
+    zero = {"n": 0}
+
+    def engine():
+        return WindowEngine(specs, COUNT, emit, cache_ms=2000, clock=lambda: now[0])
+
+    by_process, by_records = engine(), engine()
+    state_p, state_r = DictState(), DictState()
+    expected, got = [], []
+    for group, ts in views:
+        now[0] += 1.5
+        results, late_p = by_process.process(state_p, group, None, ts)
+        records, late_r = by_records.records(state_r, group, None, ts, "source", zero)
+        assert late_r == late_p
+        expected += [(r.spec_index, *r.record("source", zero), r.timestamp) for r in results]
+        got += [(r.route, r.key, dict(r), r.timestamp) for r in records]
+    assert got == expected
+    assert state_r == state_p
+    # Not vacuous: under EMIT CHANGES 8 tumbling + 12 hopping + 10 session (2 retractions).
+    assert len(got) == 30 if emit == "changes" else len(got) >= len(views)
+
+
+def test_records_are_built_as_the_callers_record_type():
+    class Routed(WindowRecord):
+        __slots__ = ()
+
+    specs = [WindowSpec.tumbling(10), WindowSpec.hopping(10, 5), WindowSpec.session(4)]
+    out, late = WindowEngine(specs, COUNT).records(
+        DictState(), "C", None, 1, "src", {"n": 0}, Routed
+    )
+    assert late == []
+    assert [type(r) for r in out] == [Routed] * 3
+    assert [(r.route, r.key, r, r.timestamp) for r in out] == [
+        (0, "C|0", {"src": "C", "window_start": 0, "window_end": 10, "n": 1}, 1),
+        (1, "C|0", {"src": "C", "window_start": 0, "window_end": 10, "n": 1}, 1),
+        (2, "C|1", {"src": "C", "window_start": 1, "window_end": 1, "n": 1, "deleted": False}, 1),
+    ]
