@@ -24,7 +24,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import preload
+from bench import preload, profile
 from bench.kafka_io import Broker, group_done, unique_name
 from bench.measure import Measurement, Progress, run_until_done
 from pipeline.settings import KafkaSettings, SchemaRegistrySettings
@@ -135,8 +135,15 @@ def output_progress(broker: Broker, topic: str, total: int) -> Progress:
 
 
 def measure_once(
-    broker: Broker, contender: Contender, inputs: Inputs, run: int, timeout_s: float
+    broker: Broker,
+    contender: Contender,
+    inputs: Inputs,
+    run: int,
+    timeout_s: float,
+    profile_s: float = 0,
 ) -> Measurement:
+    """One run; with ``profile_s`` py-spy samples the first process for that long once it
+    makes progress (see :mod:`bench.profile`)."""
     group = unique_name(contender.name.split()[0].replace(".", "-"))
     topics = output_env(group)
     broker.create_topics(topics.values(), partitions=5)
@@ -158,12 +165,34 @@ def measure_once(
             else group_progress(broker, group, inputs.pageviews, inputs.events)
         )
         label = f"{contender.name.replace(' ', '_')}-run{run}"
+        sampler = profile.Sampler(profile_path(contender), profile_s) if profile_s else None
         try:
             return run_until_done(
-                label, cmds, env, progress, inputs.events, RESULTS / "logs", timeout_s, states
-            )
+                label, cmds, env, progress, inputs.events, RESULTS / "logs", timeout_s, states,
+                sampler,
+            )  # fmt: skip
         finally:
+            if sampler is not None:
+                sampler.wait()
             broker.delete([*topics.values(), *broker.topics_containing(group)])
+
+
+def profile_path(contender: Contender) -> Path:
+    return RESULTS / "profiles" / f"{contender.name.replace(' ', '_')}.txt"
+
+
+def print_profiles(chosen: list[Contender], console: Console, limit: int = 12) -> None:
+    """Each profiled contender's top functions by self time, with their inclusive share."""
+    for contender in chosen:
+        path = profile_path(contender)
+        if not path.exists():
+            continue
+        table = Table(title=f"{contender.name}: py-spy, top functions by self time ({path})")
+        for col in ("function", "self", "inclusive"):
+            table.add_column(col, justify="left" if col == "function" else "right")
+        for share in profile.top_frames(path.read_text(), limit):
+            table.add_row(share.frame, f"{share.own:.1%}", f"{share.inclusive:.1%}")
+        console.print(table)
 
 
 def preload_inputs(broker: Broker, events: int, users: int, registry: str) -> Inputs:
@@ -243,6 +272,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only", nargs="*", help="measure only contenders whose name starts with one of these"
     )
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run at most")
+    parser.add_argument(
+        "--profile",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="first do one extra, unmeasured run per contender with py-spy sampling it for "
+        "SECONDS; collapsed stacks to bench/results/profiles/, top functions printed",
+    )
     return parser.parse_args(argv)
 
 
@@ -256,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
         inputs = preload_inputs(
             broker, args.events, args.users, SchemaRegistrySettings.from_env().url
         )
+        if args.profile:
+            for contender in chosen:
+                profile_path(contender).unlink(missing_ok=True)
+                measure_once(broker, contender, inputs, -1, args.timeout, args.profile)
         runs: dict[str, list[Measurement]] = {c.name: [] for c in chosen}
         for run in range(args.runs):
             for contender in chosen:
@@ -266,7 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         broker.delete_created()
         broker.close()
-    print_table(rows, Console())
+    console = Console()
+    print_profiles(chosen, console)
+    print_table(rows, console)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"throughput-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps({"events": args.events, "users": args.users, "rows": rows}, indent=2))

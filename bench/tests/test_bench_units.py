@@ -8,7 +8,7 @@ import struct
 import fastavro
 import orjson
 
-from bench import bytewax_peer, preload
+from bench import bytewax_peer, preload, profile
 from bench.kafka_io import group_done
 from bench.measure import steady_rate
 
@@ -96,3 +96,21 @@ def test_peer_counts_tumbling_windows_and_writes_late_views_as_late_rows() -> No
     # Event time reached the end of window 1 plus grace, so windows 0 and 1 were dropped.
     assert sorted(state.counts) == [closer]
     assert state.oldest == closer
+
+
+def test_top_frames_ranks_functions_by_self_and_inclusive_share() -> None:
+    collapsed = "\n".join(
+        [
+            'process 7:"python -m streams.windows";run (app.py:10);step (windows.py:5) 6',
+            'process 7:"python -m streams.windows";run (app.py:11);poll (consumer.py:3) 3',
+            'process 7:"python -m streams.windows";run (app.py:10) 1',
+            "garbage line without a count",
+        ]
+    )
+    own = profile.top_frames(collapsed, limit=2)
+    assert own == [
+        profile.FrameShare("windows.py:step", inclusive=0.6, own=0.6),
+        profile.FrameShare("consumer.py:poll", inclusive=0.3, own=0.3),
+    ]
+    inclusive = profile.top_frames(collapsed, limit=1, by="inclusive")
+    assert inclusive == [profile.FrameShare("app.py:run", inclusive=1.0, own=0.1)]
