@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class Broker:
             {"bootstrap.servers": bootstrap, "group.id": unique_name("probe"), "logger": log}
         )
         self.created: list[str] = []
+        self._group_readers: dict[str, Consumer] = {}
 
     def create_topics(
         self, names: Iterable[str], partitions: int, config: dict[str, str] | None = None
@@ -66,15 +67,34 @@ class Broker:
         """Records in a topic written without transactions (offsets then count records)."""
         return sum(self.end_offsets(topic).values())
 
-    def group_offsets(self, group: str) -> dict[tuple[str, int], int]:
-        """Committed offset per (topic, partition) for every partition the group committed."""
-        request = [ConsumerGroupTopicPartitions(group)]
-        result = self.admin.list_consumer_group_offsets(request)[group].result(timeout=_TIMEOUT_S)
+    def group_offsets(self, group: str, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+        """Committed offset per (topic, partition) of ``topics`` that the group committed.
+
+        Asked through a consumer carrying the group id (it never subscribes, so never joins
+        the group), not AdminClient.list_consumer_group_offsets: in confluent-kafka 2.12 that
+        segfaults the whole process when the coordinator answers with an error, as it does
+        while a transactional app commits (confluent-kafka-python #1982, fixed in 2.13).
+        """
+        consumer = self._group_readers.get(group)
+        if consumer is None:
+            consumer = self._group_readers[group] = Consumer(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "group.id": group,
+                    "enable.auto.commit": False,
+                    "logger": log,
+                }
+            )
+        wanted = [TopicPartition(t, p) for t in topics for p in self.partitions(t)]
         return {
-            (tp.topic, tp.partition): tp.offset for tp in result.topic_partitions if tp.offset >= 0
+            (tp.topic, tp.partition): tp.offset
+            for tp in consumer.committed(wanted, timeout=_TIMEOUT_S)
+            if tp.offset >= 0
         }
 
     def delete(self, topics: list[str]) -> None:
+        # A name given twice fails the whole request (INVALID_REQUEST): every topic would stay.
+        topics = list(dict.fromkeys(topics))
         if not topics:
             return
         for future in self.admin.delete_topics(topics).values():
@@ -88,6 +108,9 @@ class Broker:
 
     def close(self) -> None:
         self._probe.close()
+        for consumer in self._group_readers.values():
+            consumer.close()
+        self._group_readers.clear()
 
 
 def group_done(

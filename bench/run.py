@@ -112,15 +112,18 @@ def output_env(group: str) -> dict[str, str]:
 
 def group_progress(broker: Broker, group: str, input_topic: str, total: int) -> Progress:
     def progress() -> tuple[int, bool]:
-        committed = broker.group_offsets(group)
+        # The app's repartition topics exist once it has started; it reads them back itself.
+        internal = [t for t in broker.topics_containing(group) if t.startswith("repartition__")]
+        committed = broker.group_offsets(group, [input_topic, *internal])
         done = sum(off for (topic, _p), off in committed.items() if topic == input_topic)
         if done < total:
             return done, False
         # The input is processed; what the app re-read through its own topics may not be.
-        read = {t for t, _p in committed} | {
-            t for t in broker.topics_containing(group) if t.startswith("repartition__")
+        ends = {
+            (t, p): off
+            for t in [input_topic, *internal]
+            for p, off in broker.end_offsets(t).items()
         }
-        ends = {(t, p): off for t in read for p, off in broker.end_offsets(t).items()}
         return done, group_done(committed, ends, input_topic)
 
     return progress
