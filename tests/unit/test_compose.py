@@ -52,6 +52,8 @@ SAFE_DEFAULTS = {
     "STACK_HOME": "native-stack folder, only a fallback for the password file",
     "WINDOWS_*": "window sizes, hop, gap, grace and emit mode: the original statements' values",
     "COUNTRY_*": "country window, grace, emit mode and join type: the original statement's",
+    "USERS_*": "users generator and source settings: table Users, 200 users, 1 s polls",
+    "EVENTS_*": "the events generator's real-time rate (50 page views/s)",
     "*_CONSUMER_GROUP": "one fixed group per processor, shared by its replicas (--scale)",
     "STREAMS_*": "processor tuning (commit interval; state dir: ./state under the WORKDIR)",
     "LOG_LEVEL": "INFO",
@@ -490,20 +492,6 @@ def test_one_shot_services_run_the_shared_setup_commands() -> None:
     assert command_argv("init-pinot") == ["python", "-m", "pinot.setup"]
 
 
-#: Modules the compose file runs that are not written yet. Strict xfail: once they exist the
-#: test passes, the xfail fails, and this marker must go.
-_NOT_YET_BUILT = (
-    "producers.users, producers.users_source, producers.events (issue 6) are not "
-    "implemented yet"
-)
-
-
-@pytest.mark.xfail(
-    importlib.util.find_spec("streams.country") is None
-    or importlib.util.find_spec("producers.events") is None,
-    reason=_NOT_YET_BUILT,
-    strict=True,
-)
 def test_python_modules_run_by_services_exist() -> None:
     script = (ROOT / "docker" / "producers.sh").read_text(encoding="utf-8")
     modules = {f"producers.sh: {m}": m for m in re.findall(r"python -m (\S+)", script)}
