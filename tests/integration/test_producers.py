@@ -23,6 +23,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from pipeline.partitioning import partition_for
+from producers.mysql import connect
 from tests.integration.apps import read_all
 
 pytestmark = pytest.mark.integration
@@ -32,15 +33,7 @@ pytestmark = pytest.mark.integration
 def table(mysql):
     name = f"Users_test_{uuid.uuid4().hex[:8]}"
     yield name
-    conn = pymysql.connect(
-        host=mysql.host,
-        port=mysql.port,
-        user=mysql.user,
-        password=mysql.password,
-        database=mysql.database,
-        autocommit=True,
-    )
-    with conn.cursor() as cur:
+    with connect().cursor() as cur:
         cur.execute(f"DROP TABLE IF EXISTS `{name}`")
         cur.execute(f"DROP TABLE IF EXISTS `{name}_deleted`")
 
@@ -59,14 +52,7 @@ def run(module: str, *args: str, env: dict[str, str], check: bool = True):
 
 
 def mysql_rows(mysql, table: str) -> dict[int, dict]:
-    conn = pymysql.connect(
-        host=mysql.host,
-        port=mysql.port,
-        user=mysql.user,
-        password=mysql.password,
-        database=mysql.database,
-    )
-    with conn.cursor(pymysql.cursors.DictCursor) as cur:
+    with connect().cursor(pymysql.cursors.DictCursor) as cur:
         cur.execute(f"SELECT user_id, age, gender, country, subscription FROM `{table}`")
         return {row["user_id"]: row for row in cur.fetchall()}
 

@@ -19,25 +19,13 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from producers.users_source import SCHEMA
 from tests.integration.apps import StreamsApp, committed_input, latest_by_key, read_all
 
 pytestmark = pytest.mark.integration
 
 T0 = 1_700_000_100_000
 MINUTE = 60_000
-SCHEMA = json.dumps(
-    {
-        "type": "record",
-        "name": "Users",
-        "fields": [
-            {"name": "user_id", "type": "long"},
-            {"name": "age", "type": ["null", "int"], "default": None},
-            {"name": "gender", "type": ["null", "string"], "default": None},
-            {"name": "country", "type": ["null", "string"], "default": None},
-            {"name": "subscription", "type": ["null", "string"], "default": None},
-        ],
-    }
-)
 COUNTRIES = ("Thailand", "Singapore", "Vietnam")
 
 

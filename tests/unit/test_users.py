@@ -1,9 +1,10 @@
 """streams.users through the in-memory driver: the cleaned users table with ksqlDB's filter
 semantics on a table (tombstones for users who leave it, nothing for users never in it).
 
-topic3's Avro is written with confluent_kafka's own AvroSerializer against its in-memory
-``mock://`` registry client, injected through ``UsersConfig.registry``; the integration test
-(tests/integration/test_users_app.py) does the same through the real registry.
+topic3's Avro is written with the users source's schema and confluent_kafka's own
+AvroSerializer against its in-memory ``mock://`` registry client, injected through
+``UsersConfig.registry``; tests/integration/test_users_country_apps.py does the same through
+the real registry.
 """
 
 from __future__ import annotations
@@ -13,19 +14,11 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from producers.users_source import SCHEMA
 from streams.testing import TestDriver
 from streams.users import UsersConfig, setup
 
 USERS, CLEANED, DLQ = "topic3_Users", "topic4", "pageview_streams_dead_letter"
-
-SCHEMA = """{
-  "type": "record", "name": "Users", "fields": [
-    {"name": "user_id", "type": "long"},
-    {"name": "age", "type": ["null", "int"], "default": null},
-    {"name": "gender", "type": ["null", "string"], "default": null},
-    {"name": "country", "type": ["null", "string"], "default": null},
-    {"name": "subscription", "type": ["null", "string"], "default": null}
-  ]}"""
 
 
 class Users:
