@@ -301,20 +301,27 @@ def main(argv: list[str] | None = None) -> int:
                 profile_path(contender).unlink(missing_ok=True)
                 measure_once(broker, contender, inputs, -1, args.timeout, args.profile)
         runs: dict[str, list[Measurement]] = {c.name: [] for c in chosen}
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        out = RESULTS / f"throughput-{time.strftime('%Y%m%dT%H%M%S')}.json"
         for run in range(args.runs):
             for contender in chosen:
                 m = measure_once(broker, contender, inputs, run, args.timeout)
                 log.info("%s run %d: %.0f events/s", contender.name, run, m.events_per_s)
                 runs[contender.name].append(m)
-        rows = summarise(runs)
+            # After every round, so a run cut short (the stack stopped under it) keeps the
+            # rounds it finished: each round's ratios stand on their own.
+            rows = summarise(runs)
+            out.write_text(
+                json.dumps(
+                    {"events": args.events, "users": args.users, "rounds": run + 1, "rows": rows},
+                    indent=2,
+                )
+            )
     finally:
         broker.delete_created()
         broker.close()
     console = Console()
     print_profiles(chosen, console)
     print_table(rows, console)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"throughput-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.write_text(json.dumps({"events": args.events, "users": args.users, "rows": rows}, indent=2))
     log.info("wrote %s", out)
     return 0
