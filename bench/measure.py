@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+from confluent_kafka import KafkaException
 from tqdm import tqdm
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,13 @@ def run_until_done(
                 for sampler in samplers:
                     sampler.sample()
                 now = time.monotonic()
-                done, complete = progress()
+                try:
+                    done, complete = progress()
+                except KafkaException as exc:
+                    # The broker can refuse a query for a moment (a topic created a moment ago
+                    # has no leader yet): ask again next poll; the timeout still bounds the wait.
+                    log.warning("%s: progress not readable this time: %s", label, exc)
+                    done, complete = bar.n, False
                 bar.update(done - bar.n)
                 if first is None and done > 0:
                     first = (now, done)
