@@ -25,6 +25,8 @@ from pipeline.settings import PinotSettings
 
 log = logging.getLogger("pinot.setup")
 
+TOPIC_WAIT_S = 15.0
+
 
 def apply_table(
     controller: PinotController,
@@ -40,21 +42,27 @@ def apply_table(
     elif existing_schema != schema:
         controller.update_schema(schema)
     config = table_config(spec, broker_list=broker_list, retention_days=retention_days)
-    try:
-        if controller.get_realtime_table(spec.table) is None:
-            controller.create_table(config)
-            return "created"
-        controller.update_table(config)
-        return "updated"
-    except PinotError as exc:
-        # Pinot 0.11 reports a missing topic as a bare NullPointerException from partitionsFor.
-        if "partitionsFor" in str(exc):
-            kafka = config["tableIndexConfig"]["streamConfigs"]["stream.kafka.broker.list"]
-            raise PinotError(
-                f"{exc} (hint: does topic {spec.topic!r} exist on {kafka}? "
-                "create the pipeline's topics first)"
-            ) from exc
-        raise
+    deadline = time.monotonic() + TOPIC_WAIT_S
+    while True:
+        try:
+            if controller.get_realtime_table(spec.table) is None:
+                controller.create_table(config)
+                return "created"
+            controller.update_table(config)
+            return "updated"
+        except PinotError as exc:
+            # Pinot 0.11 reports a missing topic as a bare NullPointerException from
+            # partitionsFor; a topic created a moment ago can be missing from its metadata
+            # too (seen in CI), so that case is retried briefly before it is reported.
+            if "partitionsFor" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                kafka = config["tableIndexConfig"]["streamConfigs"]["stream.kafka.broker.list"]
+                raise PinotError(
+                    f"{exc} (hint: does topic {spec.topic!r} exist on {kafka}? "
+                    "create the pipeline's topics first)"
+                ) from exc
+            time.sleep(1.0)
 
 
 def wait_until_queryable(broker: PinotBroker, tables: Iterable[str], timeout_s: float) -> None:

@@ -12,7 +12,7 @@ import argparse
 from quixstreams import Application
 
 from streams import country, users, windows
-from streams.app import add_app_arguments, create_app
+from streams.app import add_app_arguments, create_app, run
 
 
 def setup(
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     app = create_app(args)
     setup(app, *configs)
-    app.run()
+    run(app, args)
 
 
 if __name__ == "__main__":

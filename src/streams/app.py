@@ -16,6 +16,7 @@ import os
 from quixstreams import Application
 
 from pipeline.settings import KafkaSettings, env
+from streams.repartition import RepartitionPurger
 
 GUARANTEES = ("exactly-once", "at-least-once")
 
@@ -53,6 +54,13 @@ def add_app_arguments(parser: argparse.ArgumentParser, processor: str) -> None:
         "at-least-once: faster, may repeat output after a crash "
         "(env STREAMS_PROCESSING_GUARANTEE; default exactly-once)",
     )
+    parser.add_argument(
+        "--purge-interval",
+        type=float,
+        default=float(env("STREAMS_PURGE_INTERVAL_S", "30")),
+        help="seconds between deletions of repartition records the group has committed "
+        "(env STREAMS_PURGE_INTERVAL_S; default 30)",
+    )
 
 
 def create_app(args: argparse.Namespace) -> Application:
@@ -70,3 +78,16 @@ def create_app(args: argparse.Namespace) -> Application:
         state_dir=args.state_dir,
         producer_extra_config={"partitioner": "murmur2_random"},
     )
+
+
+def run(app: Application, args: argparse.Namespace) -> None:
+    """``app.run()`` with the group's repartition topics kept until processed (see
+    :mod:`streams.repartition`); call it after the pipeline is built, which creates them."""
+    purger = RepartitionPurger(
+        KafkaSettings.from_env().bootstrap_servers, args.consumer_group, args.purge_interval
+    )
+    purger.start()
+    try:
+        app.run()
+    finally:
+        purger.stop()

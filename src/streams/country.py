@@ -42,7 +42,7 @@ from quixstreams.models import Topic
 
 from pipeline import topics as topic_names
 from pipeline.settings import env, env_int
-from streams.app import add_app_arguments, create_app
+from streams.app import add_app_arguments, create_app, run
 from streams.deadletter import RateLimitedLog, dead_letter_topic, split_rejected
 from streams.pageviews import parse_pageview
 from streams.windowing import DEFAULT_CACHE_MS, EMIT_MODES, Aggregate, WindowEngine, WindowSpec
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     config = config_from_args(args)
     app = create_app(args)
     setup(app, config)
-    app.run()
+    run(app, args)
 
 
 if __name__ == "__main__":

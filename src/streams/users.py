@@ -39,7 +39,7 @@ from quixstreams.models.serializers.base import SerializationContext as QuixCont
 
 from pipeline import topics as topic_names
 from pipeline.settings import SchemaRegistrySettings
-from streams.app import add_app_arguments, create_app
+from streams.app import add_app_arguments, create_app, run
 from streams.deadletter import RateLimitedLog, Rejected, dead_letter_topic, split_rejected
 
 logger = logging.getLogger("streams.users")
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     app = create_app(args)
     setup(app, UsersConfig())
-    app.run()
+    run(app, args)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from quixstreams.state.base.state import State, TransactionState
 
 from pipeline import topics as topic_names
 from pipeline.settings import env, env_int
-from streams.app import add_app_arguments, create_app
+from streams.app import add_app_arguments, create_app, run
 from streams.deadletter import RateLimitedLog, dead_letter_topic, split_rejected
 from streams.pageviews import parse_pageview
 from streams.windowing import (
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app(args)
     setup(app, config)
     logger.info("windows: %s", config)
-    app.run()
+    run(app, args)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,14 @@ class StreamsApp:
     overrides), consumer group and state directory; a context manager that stops it and
     deletes its internal (repartition, changelog) topics."""
 
-    def __init__(self, module: str, kafka: str, topics: dict[str, str], state_dir: Path) -> None:
+    def __init__(
+        self,
+        module: str,
+        kafka: str,
+        topics: dict[str, str],
+        state_dir: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         processor = module.rpartition(".")[2]
         self.module = module
         self.kafka = kafka
@@ -76,6 +83,7 @@ class StreamsApp:
             "STREAMS_STATE_DIR": str(state_dir),
             "STREAMS_COMMIT_INTERVAL_S": "1",
             **topics,
+            **(env or {}),
         }
         self.process: subprocess.Popen | None = None
         self.log = state_dir / f"{processor}.log"

@@ -16,7 +16,8 @@ import time
 from collections import Counter, defaultdict
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from tests.integration.apps import StreamsApp, committed_input, latest_by_key, read_all
 
@@ -97,9 +98,8 @@ def produce(kafka: str, topic: str, views: list[dict], bad=()) -> None:
     assert producer.flush(30) == 0
 
 
-@pytest.fixture
-def windows_env(kafka, make_topic, tmp_path):
-    topics = {
+def windows_topics(make_topic) -> dict[str, str]:
+    return {
         "TOPIC_PAGEVIEWS": make_topic("pageviews", 5),
         "TOPIC_TUMBLING": make_topic("tumbling", 5),
         "TOPIC_HOPPING": make_topic("hopping", 5),
@@ -107,6 +107,11 @@ def windows_env(kafka, make_topic, tmp_path):
         "TOPIC_LATE": make_topic("late", 1),
         "TOPIC_DEAD_LETTER": make_topic("dead-letter", 1),
     }
+
+
+@pytest.fixture
+def windows_env(kafka, make_topic, tmp_path):
+    topics = windows_topics(make_topic)
     with StreamsApp("streams.windows", kafka, topics, tmp_path) as app:
         yield app, topics
 
@@ -185,3 +190,37 @@ def test_windows_app_survives_sigkill_without_loss_or_duplicates(kafka, windows_
     assert 0 < before_restart < len(views), "the kill must land mid-run"
     app.start()
     assert_windows(kafka, topics, views)
+
+
+def test_repartition_records_are_kept_until_processed_then_purged(kafka, make_topic, tmp_path):
+    """Events from 2023 outlive the broker's 7-day time retention only because the repartition
+    topic keeps records forever; what the group committed is then deleted, as Kafka Streams
+    does, so the topic does not grow without bound."""
+    topics = windows_topics(make_topic)
+    views = make_views(900)
+    produce(kafka, topics["TOPIC_PAGEVIEWS"], views)
+    purge_every_second = {"STREAMS_PURGE_INTERVAL_S": "1"}
+    with StreamsApp("streams.windows", kafka, topics, tmp_path, env=purge_every_second) as app:
+        app.start()
+        assert_windows(kafka, topics, views)
+        repartition = f"repartition__{app.group}--{topics['TOPIC_PAGEVIEWS']}--source"
+        admin = AdminClient({"bootstrap.servers": kafka})
+        resource = ConfigResource(ResourceType.TOPIC, repartition)
+        config = admin.describe_configs([resource])[resource].result(timeout=30)
+        assert config["retention.ms"].value == "-1"
+        assert config["retention.bytes"].value == "-1"
+        consumer = Consumer({"bootstrap.servers": kafka, "group.id": app.group})
+        partitions = [TopicPartition(repartition, p) for p in range(5)]
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                lows = [consumer.get_watermark_offsets(tp, timeout=10)[0] for tp in partitions]
+                committed = [max(tp.offset, 0) for tp in consumer.committed(partitions, timeout=10)]
+                if lows == committed:
+                    break
+                assert time.monotonic() < deadline, f"not purged: {lows} {committed}"
+                time.sleep(0.5)
+        finally:
+            consumer.close()
+        assert sum(committed) >= len(views)  # the views, plus commit markers between transactions
+        assert read_all(kafka, repartition, 0, timeout=5) == []  # every processed view purged

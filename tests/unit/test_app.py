@@ -38,6 +38,7 @@ def test_defaults_work_on_the_native_stack():
         "state_dir": "state",
         "commit_interval": 5.0,
         "processing_guarantee": "exactly-once",
+        "purge_interval": 30.0,
     }
 
 
@@ -46,11 +47,13 @@ def test_environment_overrides_defaults_and_flags_override_environment(monkeypat
     monkeypatch.setenv("STREAMS_STATE_DIR", "/tmp/s-env")
     monkeypatch.setenv("STREAMS_COMMIT_INTERVAL_S", "0.5")
     monkeypatch.setenv("STREAMS_PROCESSING_GUARANTEE", "at-least-once")
+    monkeypatch.setenv("STREAMS_PURGE_INTERVAL_S", "2")
     assert vars(parse()) == {
         "consumer_group": "g-env",
         "state_dir": "/tmp/s-env",
         "commit_interval": 0.5,
         "processing_guarantee": "at-least-once",
+        "purge_interval": 2.0,
     }
     args = parse("--consumer-group", "g-flag", "--processing-guarantee", "exactly-once")
     assert (args.consumer_group, args.processing_guarantee) == ("g-flag", "exactly-once")

@@ -1,0 +1,94 @@
+"""The throughput harness on the real broker: one measured run of the limit, end to end.
+
+Checks what the README's figures rest on: the preloaded input arrives whole, the contender
+copies every record, completion is read from the group's committed offsets (through the
+consumer path, not the AdminClient call that segfaults on confluent-kafka 2.12), and a run
+leaves none of its topics behind.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from bench import preload
+from bench.kafka_io import Broker
+from bench.run import Inputs, contenders, measure_once
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 3_000
+
+
+def read_all(bootstrap: str, topic: str, partitions: list[int]) -> list[tuple[bytes, bytes]]:
+    """Every record of ``topic`` (key, value), read to the end of each partition."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-bench-reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+        }
+    )
+    ends = {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+        for p in partitions
+    }
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    records: list[tuple[bytes, bytes]] = []
+    seen = dict.fromkeys(partitions, 0)
+    while any(seen[p] < ends[p] for p in partitions):
+        for msg in consumer.consume(1000, 5):
+            assert msg.error() is None, msg.error()
+            records.append((msg.key(), msg.value()))
+            seen[msg.partition()] = msg.offset() + 1
+    consumer.close()
+    return records
+
+
+def test_limit_run_copies_every_record_and_cleans_up(
+    kafka: str, make_topic, tmp_path: Path
+) -> None:
+    broker = Broker(kafka)
+    pageviews = make_topic("bench-pageviews", partitions=5)
+    plan = preload.PageViewPlan(EVENTS, users=50, start_ms=1_700_000_100_000)
+    assert preload.produce_all(kafka, pageviews, preload.page_views(plan), EVENTS) == EVENTS
+    inputs = Inputs(pageviews, "unused-users", "unused-cleaned", EVENTS, 0)
+    (limit,) = [c for c in contenders([]) if c.name == "limit"]
+
+    outputs: list[str] = []
+    original_create = broker.create_topics
+
+    def recording_create(names, partitions, config=None):
+        names = list(names)
+        outputs.extend(names)
+        original_create(names, partitions, config)
+
+    broker.create_topics = recording_create  # type: ignore[method-assign]
+    keep: dict[str, list[tuple[bytes, bytes]]] = {}
+    original_delete = broker.delete
+
+    def read_then_delete(topics: list[str]) -> None:
+        tumbling = next(t for t in topics if t.endswith("-tumbling"))
+        keep["out"] = read_all(kafka, tumbling, broker.partitions(tumbling))
+        original_delete(topics)
+
+    broker.delete = read_then_delete  # type: ignore[method-assign]
+    try:
+        measurement = measure_once(broker, limit, inputs, run=0, timeout_s=120)
+        remaining = set(broker.topics_containing("bench-limit-")) & set(outputs)
+    finally:
+        broker.close()
+
+    def canonical(value: bytes) -> bytes:
+        return orjson.dumps(orjson.loads(value), option=orjson.OPT_SORT_KEYS)
+
+    expected = Counter((k, canonical(v)) for k, v, _ts in preload.page_views(plan))
+    assert Counter((k, canonical(v)) for k, v in keep["out"]) == expected
+    assert 0 < measurement.events <= EVENTS
+    assert measurement.seconds > 0 and measurement.peak_rss_mb > 10
+    assert remaining == set()  # every topic of the run was deleted, none leaked
