@@ -53,7 +53,7 @@ logger = logging.getLogger("streams.country")
 PROCESSOR = "streams.country"
 UNKNOWN_COUNTRY = "unknown"
 JOINS = ("left", "inner")
-_USER, _VIEW = 0, 1  # sides of the merged stream
+TABLE, STREAM = 0, 1  # sides of the merged stream, for join_step
 
 
 @dataclass(frozen=True)
@@ -90,24 +90,29 @@ def country_aggregate() -> Aggregate:
 _ZERO = {"pageview_count": 0, "average_age": None}
 
 
-def join_step(join: str) -> Any:
-    """The stream-table join: one call per merged record -> the enriched views (0 or 1)."""
+def join_step(join: str, missing: dict[str, Any] | None = None) -> Any:
+    """The stream-table join: one call per merged record -> the enriched views (0 or 1).
+
+    ``missing`` names the table columns a view takes, with the values a LEFT join gives a view
+    whose key is not in the table (default: this pipeline's country "unknown" and no age).
+    """
+    missing = {"country": UNKNOWN_COUNTRY, "age": None} if missing is None else missing
     unknown = RateLimitedLog("page view without a cleaned user", logger)
 
     def step(tagged: tuple[int, Any], key: str, _ts: int, _headers: Any, state: Any) -> list:
         side, value = tagged
-        if side == _USER:
+        if side == TABLE:
             if value is None:
                 state.delete("user")
             else:
-                state.set("user", {"country": value["country"], "age": value["age"]})
+                state.set("user", {column: value.get(column) for column in missing})
             return []
         user = state.get("user")
         if user is None:
-            unknown("user_id %s (session %s, %s join)", key, value["session_id"], join)
+            unknown("user_id %s (session %s, %s join)", key, value.get("session_id"), join)
             if join == "inner":
                 return [{"pageview": value, "reason": f"no cleaned user {key} (INNER join)"}]
-            user = {"country": UNKNOWN_COUNTRY, "age": None}
+            user = missing
         return [{**value, **user}]
 
     return step
@@ -137,8 +142,8 @@ def build(
         key_serializer="str",
         key_deserializer="str",
     )
-    merged = by_user.apply(lambda view: (_VIEW, view)).concat(
-        users.apply(lambda user: (_USER, user))
+    merged = by_user.apply(lambda view: (STREAM, view)).concat(
+        users.apply(lambda user: (TABLE, user))
     )
     joined = merged.apply(join_step(config.join), stateful=True, metadata=True, expand=True)
 
