@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+import math
 import struct
 
 import fastavro
 import orjson
 
-from bench import bytewax_peer, preload, profile
+from bench import bytewax_peer, latency, preload, profile
 from bench.kafka_io import group_done
 from bench.measure import steady_rate
 
@@ -114,3 +115,11 @@ def test_top_frames_ranks_functions_by_self_and_inclusive_share() -> None:
     ]
     inclusive = profile.top_frames(collapsed, limit=1, by="inclusive")
     assert inclusive == [profile.FrameShare("app.py:run", inclusive=1.0, own=0.1)]
+
+
+def test_latency_is_until_a_count_including_the_view_is_seen() -> None:
+    key = ("Inbox", 0)
+    produced = {key: [10.0, 10.5, 11.0], ("External", 0): [12.0]}
+    # Seen out of time order, and the count of 3 arrives before any count of 2 was seen.
+    seen = {key: [(14.0, 3), (12.0, 1)]}
+    assert latency.latencies(produced, seen) == [2.0, 3.5, 3.0, math.inf]
