@@ -77,6 +77,19 @@ class Observed:
             for source, window_start, count in rows:
                 by_key[(source, window_start)].append((at, count))
 
+    def missing(self, observer: str) -> dict[WindowKey, tuple[int, int]]:
+        """(produced, highest count seen) of each window the observer has not seen complete."""
+        with self.lock:
+            seen = self.seen[observer]
+            highest = {
+                key: max((c for _t, c in seen.get(key, [])), default=0) for key in self.produced
+            }
+            return {
+                key: (len(times), highest[key])
+                for key, times in self.produced.items()
+                if highest[key] < len(times)
+            }
+
     def complete(self, observer: str) -> bool:
         """Whether the observer has seen every produced view counted."""
         with self.lock:
@@ -241,6 +254,19 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> bo
     return False
 
 
+def group_lag(broker: Broker, group: str, input_topic: str) -> dict[str, int]:
+    """Records not yet committed by the processor's group, per topic it reads (input and
+    repartition; transaction markers count as one each)."""
+    topics = [input_topic, *(t for t in broker.topics_containing(group) if "repartition" in t)]
+    committed = broker.group_offsets(group, topics)
+    return {
+        topic: sum(
+            end - committed.get((topic, p), 0) for p, end in broker.end_offsets(topic).items()
+        )
+        for topic in topics
+    }
+
+
 @dataclass(frozen=True)
 class RunConfig:
     rate: float
@@ -265,6 +291,9 @@ def measure_once(broker: Broker, cfg: RunConfig, run: int) -> dict[str, Any]:
     (RESULTS / "logs").mkdir(parents=True, exist_ok=True)
     producer = SteadyProducer(broker.bootstrap, pageviews, seed=run)
     with ExitStack() as stack:
+        # Unwound last-in first-out: the processor stops before its topics go.
+        stack.callback(lambda: broker.delete(broker.topics_containing(group)))
+        stack.callback(broker.delete, [pageviews, *topics.values()])
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-latency-"))
         log_file = stack.enter_context(open(RESULTS / "logs" / f"{label}.log", "wb"))
         proc = subprocess.Popen(
@@ -286,8 +315,6 @@ def measure_once(broker: Broker, cfg: RunConfig, run: int) -> dict[str, Any]:
             stderr=subprocess.STDOUT,
         )
         stack.callback(stop, proc)
-        stack.callback(broker.delete, [pageviews, *topics.values()])
-        stack.callback(lambda: broker.delete(broker.topics_containing(group)))
         stack.enter_context(
             background(read_topic, broker.bootstrap, topics["TOPIC_TUMBLING"], observed)
         )
@@ -324,8 +351,17 @@ def measure_once(broker: Broker, cfg: RunConfig, run: int) -> dict[str, Any]:
         started = time.monotonic()
         sent = producer.run(cfg.rate, cfg.seconds, observed.produced)
         achieved = sent / (time.monotonic() - started)
+        drained_by = time.monotonic() + cfg.drain_s  # one deadline for every observer
         for observer in observers:
-            wait_until(lambda o=observer: observed.complete(o), cfg.drain_s, f"{label} {observer}")
+            left = max(0.0, drained_by - time.monotonic())
+            if not wait_until(lambda o=observer: observed.complete(o), left, f"{label} {observer}"):
+                log.warning(
+                    "%s %s: (produced, counted) of incomplete windows: %s; group lag: %s",
+                    label,
+                    observer,
+                    observed.missing(observer),
+                    group_lag(broker, group, pageviews),
+                )
     result: dict[str, Any] = {"rate": cfg.rate, "achieved_rate": round(achieved), "views": sent}
     for observer in observers:
         lat = latencies(observed.produced, observed.seen[observer])
@@ -456,7 +492,10 @@ def main(argv: list[str] | None = None) -> int:
             cells += [seconds(figures[f"p{p}_s"], args.drain) for p in (50, 95, 99)]
             cells.append(f"{figures['visible_share']:.0%}")
         table.add_row(*cells)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console.width = 160  # a log file has room for every column
+    console.print(table)
     log.info("wrote %s", out)
     return 0
 

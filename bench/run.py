@@ -55,6 +55,14 @@ class Contender:
     reads_users: bool = False
     by_output: bool = False
     instances: int = 1
+    #: The processor's input: the page views, or topic3's Avro user rows (streams.users).
+    user_rows: bool = False
+
+    def input(self, inputs: Inputs) -> tuple[str, int]:
+        """(input topic, records in it)."""
+        if self.user_rows:
+            return inputs.users_avro, inputs.user_updates
+        return inputs.pageviews, inputs.events
 
 
 def _streams_cmd(module: str, *extra: str) -> Callable[..., list[str]]:
@@ -86,12 +94,18 @@ def contenders(scale: list[int]) -> list[Contender]:
     found = [
         Contender("limit", _limit_cmd),
         Contender("bytewax peer (tumbling)", _bytewax_cmd, by_output=True),
+        Contender("quix floor (pass-through)", _streams_cmd("bench.quix_floor"),
+                  module="bench.quix_floor"),
+        Contender("quix floor + group_by", _streams_cmd("bench.quix_floor", "--group-by"),
+                  module="bench.quix_floor"),
         Contender("streams.windows changes", _streams_cmd("streams.windows", "--emit", "changes"),
                   module="streams.windows"),
         Contender("streams.windows cached", _streams_cmd("streams.windows", "--emit", "cached"),
                   module="streams.windows"),
         Contender("streams.country", _streams_cmd("streams.country"), module="streams.country",
                   reads_users=True),
+        Contender("streams.users (Avro rows)", _streams_cmd("streams.users"),
+                  module="streams.users", user_rows=True),
         *(
             Contender(f"streams.windows x{n}", _streams_cmd("streams.windows"),
                       module="streams.windows", instances=n)
@@ -162,16 +176,17 @@ def measure_once(
     with tempfile.TemporaryDirectory(prefix="bench-state-") as tmp:
         states = [Path(tmp) / str(i) for i in range(contender.instances)]
         cmds = [contender.command(inputs, group, s, topics) for s in states]
+        input_topic, total = contender.input(inputs)
         progress = (
-            output_progress(broker, topics["TOPIC_TUMBLING"], inputs.events)
+            output_progress(broker, topics["TOPIC_TUMBLING"], total)
             if contender.by_output
-            else group_progress(broker, group, inputs.pageviews, inputs.events)
+            else group_progress(broker, group, input_topic, total)
         )
         label = f"{contender.name.replace(' ', '_')}-run{run}"
         sampler = profile.Sampler(profile_path(contender), profile_s) if profile_s else None
         try:
             return run_until_done(
-                label, cmds, env, progress, inputs.events, RESULTS / "logs", timeout_s, states,
+                label, cmds, env, progress, total, RESULTS / "logs", timeout_s, states,
                 sampler,
             )  # fmt: skip
         finally:
@@ -198,13 +213,15 @@ def print_profiles(chosen: list[Contender], console: Console, limit: int = 12) -
         console.print(table)
 
 
-def preload_inputs(broker: Broker, events: int, users: int, registry: str) -> Inputs:
+def preload_inputs(
+    broker: Broker, events: int, users: int, user_updates: int, registry: str
+) -> Inputs:
     inputs = Inputs(
         pageviews=unique_name("pageviews"),
         users_avro=unique_name("users"),
         users_clean=unique_name("cleaned-users"),
         events=events,
-        user_updates=users * 2,
+        user_updates=max(users, user_updates),
     )
     broker.create_topics([inputs.pageviews], partitions=5)
     broker.create_topics([inputs.users_avro, inputs.users_clean], 5, {"cleanup.policy": "compact"})
@@ -267,6 +284,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="page views to preload")
     parser.add_argument("--users", type=int, default=10_000, help="distinct users")
+    parser.add_argument(
+        "--user-updates",
+        type=int,
+        default=200_000,
+        help="user rows on topic3 (inserts, then updates and deletes): streams.users' input",
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs per contender (median)")
     parser.add_argument(
         "--scale", type=int, nargs="*", default=[2, 5], help="instance counts for scale-out"
@@ -294,7 +317,11 @@ def main(argv: list[str] | None = None) -> int:
         ("limit", *args.only))]  # fmt: skip
     try:
         inputs = preload_inputs(
-            broker, args.events, args.users, SchemaRegistrySettings.from_env().url
+            broker,
+            args.events,
+            args.users,
+            args.user_updates,
+            SchemaRegistrySettings.from_env().url,
         )
         if args.profile:
             for contender in chosen:

@@ -9,7 +9,7 @@ import struct
 import fastavro
 import orjson
 
-from bench import bytewax_peer, latency, preload, profile
+from bench import bytewax_peer, latency, preload, profile, run
 from bench.kafka_io import group_done
 from bench.measure import steady_rate
 
@@ -123,3 +123,10 @@ def test_latency_is_until_a_count_including_the_view_is_seen() -> None:
     # Seen out of time order, and the count of 3 arrives before any count of 2 was seen.
     seen = {key: [(14.0, 3), (12.0, 1)]}
     assert latency.latencies(produced, seen) == [2.0, 3.5, 3.0, math.inf]
+
+
+def test_streams_users_is_measured_on_the_avro_user_rows() -> None:
+    inputs = run.Inputs("views", "users-avro", "users-clean", events=1_000, user_updates=200)
+    by_name = {c.name: c for c in run.contenders([2])}
+    assert by_name["streams.users (Avro rows)"].input(inputs) == ("users-avro", 200)
+    assert by_name["streams.windows x2"].input(inputs) == ("views", 1_000)

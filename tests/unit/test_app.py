@@ -36,7 +36,7 @@ def test_defaults_work_on_the_native_stack():
     assert vars(args) == {
         "consumer_group": "pageview-streams-users",
         "state_dir": "state",
-        "commit_interval": 5.0,
+        "commit_interval": 1.0,
         "processing_guarantee": "exactly-once",
         "purge_interval": 30.0,
     }

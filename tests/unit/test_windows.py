@@ -77,7 +77,7 @@ def test_invalid_window_sizes_fail_at_startup(monkeypatch):
 
 
 class FakeTransaction:
-    """What ``PartitionStates`` needs from Quix's transaction: prefixed states and prepare."""
+    """What ``cached_state`` needs from Quix's transaction: prefixed states and prepare."""
 
     def __init__(self) -> None:
         self.states: dict[str, DictState] = {}
@@ -140,3 +140,22 @@ def test_window_step_routes_each_window_kind_and_late_records():
     written = transaction.states["windows"]
     assert written[f"0|Inbox|{t0 + 300_000}"] == [1, t0 + 360_000]  # [count, max event time]
     assert f"0|Inbox|{t0}" not in written  # closed (grace 0), so deleted
+
+
+def test_many_live_transactions_keep_every_cached_update():
+    """Each partition's transaction keeps its own cache until it commits, however many are
+    live: a bounded cache once dropped a live transaction's entries after 64 transactions, and
+    its next record read stale state (one commit interval of counts lost, seen in topic6)."""
+    step = window_step(WindowsConfig().engine(), lambda *args: None)
+    transactions = [FakeTransaction() for _ in range(70)]
+    t0 = 1_700_000_100_000
+    for view_number in (1, 2):
+        for transaction in transactions:
+            out = step(
+                {**VIEW, "event_timestamp": t0}, "Inbox", t0, None, FakeKeyState(transaction)
+            )
+            assert out[0]["pageview_count"] == view_number
+    for transaction in transactions:
+        transaction.prepare()
+        assert transaction.prepared == 1
+        assert transaction.states["windows"][f"0|Inbox|{t0}"][0] == 2
