@@ -408,9 +408,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--commit-intervals",
         type=float,
         nargs="+",
-        default=[5.0, 1.0],
+        default=[5.0, 1.0, 0.2],
         help="streams.windows --commit-interval values to measure "
-        "(default 5, the processors' default, and 1)",
+        "(default 5, 1 (the processors' default) and 0.2)",
     )
     parser.add_argument(
         "--emit",

@@ -93,3 +93,24 @@ class PinotSettings:
             controller_url=env("PINOT_CONTROLLER_URL", "http://127.0.0.1:9000"),
             broker_url=env("PINOT_BROKER_URL", "http://127.0.0.1:8099"),
         )
+
+
+def librdkafka_properties(name: str) -> dict[str, str]:
+    """Extra librdkafka properties from the environment variable ``name``.
+
+    The format is ``key=value`` pairs separated by commas, e.g.
+    ``security.protocol=SASL_SSL,sasl.mechanism=PLAIN``: what a deployment needs beyond the
+    bootstrap address (security, batching) without a flag per property. Values are passed as
+    strings, which librdkafka parses itself, so its own error names a bad property.
+    """
+    raw = env(name, "")
+    properties: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(
+                f"environment variable {name}: expected key=value pairs separated by commas, "
+                f"got {item!r}"
+            )
+        properties[key.strip()] = value.strip()
+    return properties

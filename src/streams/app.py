@@ -15,7 +15,7 @@ import os
 
 from quixstreams import Application
 
-from pipeline.settings import KafkaSettings, env
+from pipeline.settings import KafkaSettings, env, librdkafka_properties
 from streams.repartition import RepartitionPurger
 
 GUARANTEES = ("exactly-once", "at-least-once")
@@ -65,7 +65,11 @@ def add_app_arguments(parser: argparse.ArgumentParser, processor: str) -> None:
 
 
 def create_app(args: argparse.Namespace) -> Application:
-    """An Application on the configured broker, from the arguments of :func:`add_app_arguments`."""
+    """An Application on the configured broker, from the arguments of :func:`add_app_arguments`.
+
+    ``STREAMS_PRODUCER_CONFIG`` / ``STREAMS_CONSUMER_CONFIG`` add librdkafka properties
+    (``key=value,...``: security, batching); the partitioner can be overridden there too.
+    """
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -77,7 +81,11 @@ def create_app(args: argparse.Namespace) -> Application:
         processing_guarantee=args.processing_guarantee,
         commit_interval=args.commit_interval,
         state_dir=args.state_dir,
-        producer_extra_config={"partitioner": "murmur2_random"},
+        producer_extra_config={
+            "partitioner": "murmur2_random",
+            **librdkafka_properties("STREAMS_PRODUCER_CONFIG"),
+        },
+        consumer_extra_config=librdkafka_properties("STREAMS_CONSUMER_CONFIG"),
     )
 
 

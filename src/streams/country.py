@@ -46,7 +46,7 @@ from streams.app import add_app_arguments, create_app, run
 from streams.deadletter import RateLimitedLog, dead_letter_topic, split_rejected
 from streams.pageviews import parse_pageview
 from streams.windowing import DEFAULT_CACHE_MS, EMIT_MODES, Aggregate, WindowEngine, WindowSpec
-from streams.windows import MINUTE_MS, late_log, window_step
+from streams.windows import MINUTE_MS, late_log, window_outputs
 
 logger = logging.getLogger("streams.country")
 
@@ -153,16 +153,14 @@ def build(
 
     enriched = joined.filter(lambda value: "reason" not in value)
     by_country = enriched.group_by("country", key_serializer="str", key_deserializer="str")
-    routes = [topics.counts, topics.late]
-    outputs = by_country.apply(
-        window_step(config.engine(), late_log("country", logger), "country", _ZERO),
-        stateful=True,
-        metadata=True,
-        expand=True,
+    window_outputs(
+        by_country,
+        config.engine(),
+        [topics.counts, topics.late],
+        late_log("country", logger),
+        "country",
+        _ZERO,
     )
-    outputs = outputs.set_timestamp(lambda out, _key, _ts, _headers: out.timestamp)
-    outputs = outputs.set_headers(lambda _value, _key, _ts, _headers: [])
-    outputs.to_topic(lambda out, _key, _ts, _headers: routes[out.route], key=lambda out: out.key)
 
 
 def declare_topics(app: Application) -> CountryTopics:

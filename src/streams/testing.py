@@ -26,8 +26,10 @@ query-validation tests::
             counts = [r.value["pageview_count"] for r in driver.read("topic6")]
             assert counts == [1, 2]
 
-Not simulated: consumer rebalances, changelog recovery and transactions (use the integration
-tests on the native stack for those), wall-clock punctuation, and the timestamp alignment a
+Wall-clock punctuation (Quix's periodic tasks, e.g. the ``--emit cached`` flush) runs when you
+call :meth:`TestDriver.tick`, not on its own. Not simulated: consumer rebalances, changelog
+recovery and transactions (use the integration tests on the native stack for those), and the
+timestamp alignment a
 running Quix consumer applies across topics merged with ``concat`` (here pipe order is the
 processing order, which is what a test wants to control; pipe in timestamp order to see what
 production does with buffered topics).
@@ -234,6 +236,12 @@ class TestDriver:
         self._pending.append(
             (topic, raw_key, to_bytes(value), timestamp, headers, partition, False)
         )
+        self._drain()
+
+    def tick(self) -> None:
+        """Run the app's periodic tasks once, as its run loop does between records (the
+        punctuation of wall-clock work), and process all they produce to completion."""
+        self._app._dataframe_registry.run_periodic_tasks()
         self._drain()
 
     def read(self, topic: str) -> list[Record]:

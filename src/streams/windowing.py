@@ -345,7 +345,7 @@ class WindowEngine:
 
         Pending results live in the partition's state (meta), so a crash between periods
         loses none: the restored state still holds them. They are flushed by the first
-        record after the period ends, not by a timer: an idle partition keeps them pending.
+        record after the period ends, or by :meth:`flush_due` on the clock if none comes.
         """
         pending: dict[str, list] = meta[3]
         kinds = self._kinds
@@ -353,11 +353,37 @@ class WindowEngine:
             key = f"{i}|{g}|{s}|{e}"
             pending.pop(key, None)  # re-insert: flush order follows the latest update
             pending[key] = [i, kinds[i], g, s, e, v, t]
+        return self._due(meta)
+
+    def _due(self, meta: list) -> list[_Raw]:
+        """Take the pending results if the cache period has ended (meta is updated in place)."""
         now_ms = int(self.clock() * 1000)
         if now_ms - meta[4] < self.cache_ms:
             return []
-        meta[3], meta[4] = {}, now_ms
+        pending, meta[3], meta[4] = meta[3], {}, now_ms
         return [(i, g, s, e, v, t) for i, _kind, g, s, e, v, t in pending.values()]
+
+    def flush_due(
+        self,
+        state: WindowState,
+        group_column: str,
+        zero: dict[str, Any],
+        record_type: type[WindowRecord] = WindowRecord,
+    ) -> list[WindowRecord]:
+        """EMIT cached on the clock: a partition's pending results, once their period ended.
+
+        ksqlDB's record cache flushes at every commit whether or not input arrives; without
+        this, the last updates of a burst would wait in state for the partition's next record
+        (on a quiet partition, indefinitely). An app calls it periodically for each of its
+        partitions; it emits exactly what that next record would have flushed.
+        """
+        meta = state.get(_META)
+        if meta is None or not meta[3]:
+            return []
+        raw = self._due(meta)
+        if raw:
+            state.set(_META, meta)
+        return _to_records(raw, self._sessions, group_column, zero, record_type)
 
     # -- time windows (tumbling, hopping) -------------------------------------------------------
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,10 @@ from typing import Any
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic
-from quixstreams.state.base.state import State, TransactionState
+from quixstreams.models.messagecontext import MessageContext
+from quixstreams.models.rows import Row
+from quixstreams.state.base.state import State
+from quixstreams.state.base.transaction import PartitionTransaction
 
 from pipeline import topics as topic_names
 from pipeline.settings import env, env_int
@@ -140,8 +144,8 @@ class WindowTopics:
 _CACHE_ATTRIBUTE = "_pageview_streams_windows_cache"
 
 
-def cached_state(state: TransactionState) -> CachedState:
-    """The partition-scoped engine state of ``state``'s transaction, cached for its lifetime.
+def cached_state(transaction: PartitionTransaction) -> CachedState:
+    """The partition-scoped engine state of a Quix ``transaction``, cached for its lifetime.
 
     Stream time is per input partition (as ksqlDB's), so the engine needs partition scope (its
     own keys carry the group): the transaction is re-prefixed. A Quix state get/set costs
@@ -153,10 +157,10 @@ def cached_state(state: TransactionState) -> CachedState:
     (each checkpoint, rebalance or abort starts a new one), so it can neither outlive its state
     nor be dropped while the transaction is live: an earlier version kept caches in a bounded
     dict and, once it was full, lost a live transaction's cached updates (measured: one commit
-    interval of counts missing in topic6). This holds the module's Quix-internal coupling
-    (``_transaction`` and wrapping its ``prepare``; quixstreams is pinned to 3.28.1).
+    interval of counts missing in topic6). This and :class:`CacheFlusher` hold the module's
+    Quix-internal coupling (a key state's ``_transaction``, wrapping its ``prepare``, the
+    checkpoint's transactions, periodic tasks); quixstreams is pinned to 3.28.1.
     """
-    transaction = state._transaction
     cached: CachedState | None = getattr(transaction, _CACHE_ATTRIBUTE, None)
     if cached is None:
         cached = CachedState(transaction.as_state(prefix="windows"))
@@ -229,7 +233,9 @@ def window_step(
         # dict): a single to_topic with a topic callback then replaces a filter branch per
         # output topic, and Quix's per-stage cost per output record dominates under EMIT
         # CHANGES (8 outputs per page view).
-        out, late = engine.records(cached_state(state), key, view, timestamp, group_column, zero)
+        out, late = engine.records(
+            cached_state(state._transaction), key, view, timestamp, group_column, zero
+        )
         for index, reason in late:
             on_late(key, timestamp, reason)
             record = WindowRecord(pageview=view, window=kinds[index], reason=reason)
@@ -240,20 +246,92 @@ def window_step(
     return step
 
 
+class CacheFlusher:
+    """Flushes ``--emit cached`` results on the clock, as ksqlDB's record cache does at commits.
+
+    The window step flushes a partition's pending results when a record arrives after the
+    cache period; a partition that goes quiet would keep its last updates pending until its
+    next record. Registered as a Quix periodic task (the run loop calls it between records,
+    on the processing thread), :meth:`tick` checks every assigned partition every
+    ``check_ms`` and writes what is due through the producer, in the open checkpoint: the
+    results and the state change commit together, exactly once. Quix's lookup buffer settles
+    its deadlines the same way.
+    """
+
+    def __init__(
+        self,
+        stateful: StreamingDataFrame,
+        engine: WindowEngine,
+        routes: list[Topic],
+        group_column: str,
+        zero: dict[str, Any],
+        check_ms: int = 100,
+    ) -> None:
+        self._sdf = stateful
+        self._engine = engine
+        self._routes = routes
+        self._group_column = group_column
+        self._zero = zero
+        self._check_s = min(check_ms, engine.cache_ms) / 1000
+        self._next = 0.0
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self._check_s
+        context = self._sdf.processing_context
+        manager = context.state_manager
+        if manager.recovery_required:
+            return  # state is not what was committed until recovery ends
+        stream_id = self._sdf.stream_id
+        for partition in sorted(manager.get_store(stream_id=stream_id).partitions):
+            transaction = context.checkpoint.get_store_transaction(stream_id, partition)
+            state = cached_state(transaction)
+            records = self._engine.flush_due(state, self._group_column, self._zero)
+            if not records:
+                continue
+            origin = MessageContext(self._sdf.topics[0].name, partition, -1, 0)
+            for record in records:
+                row = Row(record, record.key, record.timestamp, origin, [])
+                context.producer.produce_row(
+                    row, self._routes[record.route], key=record.key, timestamp=record.timestamp
+                )
+            # Written now, not at prepare: a checkpoint with no input offsets commits only
+            # if a store transaction has changed, and otherwise aborts, dropping these records.
+            state.flush()
+
+
 def build(sdf: StreamingDataFrame, config: WindowsConfig, topics: WindowTopics) -> None:
     """Wire validation, repartitioning and the window step onto ``sdf`` (raw key/value bytes)."""
     views = split_rejected(sdf, parse_pageview, topics.dead_letter, PROCESSOR)
     views = views.set_timestamp(lambda view, _key, _ts, _headers: view["event_timestamp"])
     # Plain-string keys (Quix would JSON-quote them) so the key is the bare source name.
     by_source = views.group_by("source", key_serializer="str", key_deserializer="str")
-    outputs = by_source.apply(
-        window_step(config.engine(), late_log()), stateful=True, metadata=True, expand=True
+    window_outputs(by_source, config.engine(), topics.by_route(), late_log())
+
+
+def window_outputs(
+    grouped: StreamingDataFrame,
+    engine: WindowEngine,
+    routes: list[Topic],
+    on_late: Callable[[str, int, str], None],
+    group_column: str = "source",
+    zero: dict[str, Any] | None = None,
+) -> None:
+    """The window step on ``grouped`` (keyed by group), its results written to ``routes``
+    (one topic per spec, then the late topic) and, under ``--emit cached``, the clock flush."""
+    zero = {COUNT_COLUMN: 0} if zero is None else zero
+    outputs = grouped.apply(
+        window_step(engine, on_late, group_column, zero), stateful=True, metadata=True, expand=True
     )
+    if engine.cached:
+        flusher = CacheFlusher(grouped, engine, routes, group_column, zero)
+        grouped._registry.register_periodic_task(flusher.tick)
     outputs = outputs.set_timestamp(lambda out, _key, _ts, _headers: out.timestamp)
     # Window records are not any one input's: do not pass its headers on.
     outputs = outputs.set_headers(lambda _value, _key, _ts, _headers: [])
-    by_route = topics.by_route()
-    outputs.to_topic(lambda out, _key, _ts, _headers: by_route[out.route], key=lambda out: out.key)
+    outputs.to_topic(lambda out, _key, _ts, _headers: routes[out.route], key=lambda out: out.key)
 
 
 def late_log(

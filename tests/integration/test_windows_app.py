@@ -129,6 +129,25 @@ def five_minute_rows(counts):
     }
 
 
+def session_rows(sessions):
+    """The output rows of the expected sessions, by window key."""
+    return {
+        f"{s}|{start}": {
+            "source": s,
+            "window_start": start,
+            "window_end": end,
+            "pageview_count": n,
+            "deleted": False,
+        }
+        for (s, start), (end, n) in sessions.items()
+    }
+
+
+def live_sessions(records):
+    """The latest row per window key of topic8, without the retracted (merged-away) ones."""
+    return {k: v for k, v in latest_by_key(records).items() if not v["deleted"]}
+
+
 def assert_windows(kafka, topics, views):
     tumbling, hopping, sessions = expected_windows(views)
     six = read_all(kafka, topics["TOPIC_TUMBLING"], len(views))
@@ -139,17 +158,7 @@ def assert_windows(kafka, topics, views):
     assert latest_by_key(six) == five_minute_rows(tumbling)
     assert latest_by_key(seven) == five_minute_rows(hopping)
     eight = read_all(kafka, topics["TOPIC_SESSION"], len(sessions))
-    live = {k: v for k, v in latest_by_key(eight).items() if not v["deleted"]}
-    assert live == {
-        f"{s}|{start}": {
-            "source": s,
-            "window_start": start,
-            "window_end": end,
-            "pageview_count": n,
-            "deleted": False,
-        }
-        for (s, start), (end, n) in sessions.items()
-    }
+    assert live_sessions(eight) == session_rows(sessions)
     assert len([key for key in sessions if key[0] == "External"]) == 2
 
 
@@ -171,6 +180,32 @@ def test_windows_app_writes_exact_windows_and_dead_letters(kafka, windows_env):
         assert int(headers["source.offset"]) >= 0
         assert headers["processor"] == b"streams.windows"
     assert read_all(kafka, topics["TOPIC_LATE"], 0, timeout=5) == []
+
+
+def test_emit_cached_shows_every_final_count_once_input_stops(kafka, make_topic, tmp_path):
+    """ksqlDB's record cache: fewer records than EMIT CHANGES, and every window's latest count
+    reaches its topic after the input stops, flushed on the clock and committed (a checkpoint
+    with no input offsets aborts its transaction unless the flush changed state)."""
+    topics = windows_topics(make_topic)
+    views = make_views(900)
+    produce(kafka, topics["TOPIC_PAGEVIEWS"], views)
+    # A cache period longer than the 1 s commit interval: the last flush comes after the
+    # input's last checkpoint, so it must commit on its own.
+    env = {"WINDOWS_EMIT": "cached", "WINDOWS_CACHE_MS": "3000"}
+    tumbling, hopping, sessions = expected_windows(views)
+    with StreamsApp("streams.windows", kafka, topics, tmp_path, env) as app:
+        app.start()
+        deadline = time.monotonic() + 120
+        while True:
+            six = read_all(kafka, topics["TOPIC_TUMBLING"], 0, timeout=30)
+            if latest_by_key(six) == five_minute_rows(tumbling) or time.monotonic() > deadline:
+                break
+        seven = read_all(kafka, topics["TOPIC_HOPPING"], 0, timeout=30)
+        eight = read_all(kafka, topics["TOPIC_SESSION"], 0, timeout=30)
+    assert latest_by_key(six) == five_minute_rows(tumbling), f"see {app.log}"
+    assert latest_by_key(seven) == five_minute_rows(hopping)
+    assert live_sessions(eight) == session_rows(sessions)
+    assert len(six) < len(views)  # coalesced: EMIT CHANGES writes one record per view
 
 
 def test_windows_app_survives_sigkill_without_loss_or_duplicates(kafka, windows_env):

@@ -6,6 +6,7 @@ import argparse
 
 import pytest
 
+from pipeline.settings import librdkafka_properties
 from streams.app import add_app_arguments, create_app
 
 ENV = (
@@ -16,6 +17,8 @@ ENV = (
     "STREAMS_COMMIT_INTERVAL_S",
     "STREAMS_PROCESSING_GUARANTEE",
     "KAFKA_BOOTSTRAP_SERVERS",
+    "STREAMS_PRODUCER_CONFIG",
+    "STREAMS_CONSUMER_CONFIG",
 )
 
 
@@ -99,3 +102,24 @@ def test_create_app_defaults_to_exactly_once_on_the_local_broker(tmp_path):
     assert config.broker_address.bootstrap_servers == "127.0.0.1:9092"
     assert config.processing_guarantee == "exactly-once"
     assert config.exactly_once is True
+
+
+def test_librdkafka_properties_reach_the_producer_and_consumer(tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMS_PRODUCER_CONFIG", "linger.ms=50, security.protocol=SASL_SSL")
+    monkeypatch.setenv("STREAMS_CONSUMER_CONFIG", "fetch.min.bytes=262144")
+    config = create_app(parse("--state-dir", str(tmp_path))).config
+    producer, consumer = config.producer_extra_config, config.consumer_extra_config
+    assert (producer["partitioner"], producer["linger.ms"]) == ("murmur2_random", "50")
+    assert producer["security.protocol"] == "SASL_SSL"
+    assert consumer["fetch.min.bytes"] == "262144"
+
+
+@pytest.mark.parametrize("raw", ["linger.ms", "=5", "linger.ms=5,,oops"])
+def test_librdkafka_properties_reject_what_is_not_key_value(monkeypatch, raw):
+    monkeypatch.setenv("STREAMS_PRODUCER_CONFIG", raw)
+    with pytest.raises(ValueError, match="STREAMS_PRODUCER_CONFIG: expected key=value"):
+        librdkafka_properties("STREAMS_PRODUCER_CONFIG")
+
+
+def test_librdkafka_properties_unset_is_empty():
+    assert librdkafka_properties("STREAMS_PRODUCER_CONFIG") == {}

@@ -174,6 +174,25 @@ def test_cached_emits_the_latest_result_per_window_once_per_period():
     assert state["meta"][3] == {}  # nothing left pending
 
 
+def test_flush_due_emits_what_the_next_record_would_have_flushed():
+    now = [100.0]
+    engine = WindowEngine([WindowSpec.tumbling(10)], COUNT, "cached", clock=lambda: now[0])
+    state = DictState()
+    assert engine.flush_due(state, "source", {"n": 0}) == []  # no state yet
+    feed(engine, [("A", 1)], state)  # flushed at once
+    assert engine.flush_due(state, "source", {"n": 0}) == []  # nothing pending
+    now[0] = 100.5
+    feed(engine, [("A", 2), ("A", 3)], state)
+    now[0] = 101.9
+    assert engine.flush_due(state, "source", {"n": 0}) == []  # period not over
+    now[0] = 102.5
+    records = engine.flush_due(state, "source", {"n": 0})
+    assert records == [{"source": "A", "window_start": 0, "window_end": 10, "n": 3}]
+    assert (records[0].route, records[0].key, records[0].timestamp) == (0, "A|0", 3)
+    assert state["meta"][3] == {} and state["meta"][4] == 102_500
+    assert engine.flush_due(state, "source", {"n": 0}) == []
+
+
 def test_all_specs_in_one_call_in_spec_order():
     specs = [
         WindowSpec.tumbling(300_000),

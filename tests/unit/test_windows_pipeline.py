@@ -7,6 +7,7 @@ by source fed back on the partition Java's partitioner picks, and outputs read b
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -161,3 +162,61 @@ def test_stream_time_is_per_repartition_partition(partitions, late, tumbling):
         driver.pipe(PAGEVIEWS, *view("s2", "Inbox", T0))
         assert [r.key for r in driver.read("pageview_streams_late")] == late
         assert [r.value["source"] for r in driver.read("topic6")] == tumbling
+
+
+def test_emit_cached_flushes_a_quiet_partition_on_the_clock():
+    """ksqlDB's record cache flushes at commits, input or not: the last updates of a burst
+    must not wait in state for the partition's next page view."""
+    config = WindowsConfig(grace_ms=60_000, emit="cached", cache_ms=300)
+    with TestDriver(lambda app: setup(app, config)) as driver:
+        for i in range(3):
+            driver.pipe(PAGEVIEWS, *view(f"s{i}", "Inbox", T0 + i))
+        # The first view flushes at once (no period has run yet); the next two are pending.
+        assert [r.value["pageview_count"] for r in driver.read("topic6")] == [1]
+        driver.read_all()
+        driver.tick()
+        assert driver.read_all() == []  # the period has not ended: nothing is due
+        time.sleep(0.35)
+        driver.tick()
+        out = decoded(driver.read_all())
+        # What a fourth view would have flushed: the latest result per window, in the order
+        # of their last update, including the retractions of the sessions merged away.
+        window = {"source": "Inbox", "window_start": T0, "window_end": T0 + 300_000}
+        session = {"source": "Inbox", "window_start": T0}
+        retracted = {"pageview_count": 0, "deleted": True}
+        assert out == [
+            ("topic8", f"Inbox|{T0}", {**session, "window_end": T0, **retracted}, T0),
+            ("topic6", f"Inbox|{T0}", {**window, "pageview_count": 3}, T0 + 2),
+            *[
+                (
+                    "topic7",
+                    f"Inbox|{start}",
+                    {
+                        **window,
+                        "window_start": start,
+                        "window_end": start + 300_000,
+                        "pageview_count": 3,
+                    },
+                    T0 + 2,
+                )
+                for start in range(T0 - 240_000, T0 + 1, 60_000)
+            ],
+            ("topic8", f"Inbox|{T0}", {**session, "window_end": T0 + 1, **retracted}, T0 + 1),
+            (
+                "topic8",
+                f"Inbox|{T0}",
+                {**session, "window_end": T0 + 2, "pageview_count": 3, "deleted": False},
+                T0 + 2,
+            ),
+        ]
+        time.sleep(0.35)
+        driver.tick()
+        assert driver.read_all() == []  # flushed once: nothing pending any more
+
+
+def test_emit_changes_registers_no_clock_flush():
+    with TestDriver(lambda app: setup(app, WindowsConfig(grace_ms=60_000))) as driver:
+        driver.pipe(PAGEVIEWS, *view("s1", "Inbox", T0))
+        assert len(driver.read_all()) == 7
+        driver.tick()
+        assert driver.read_all() == []
