@@ -106,11 +106,11 @@ def librdkafka_properties(name: str) -> dict[str, str]:
     raw = env(name, "")
     properties: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in raw.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not key:
             raise ValueError(
                 f"environment variable {name}: expected key=value pairs separated by commas, "
                 f"got {item!r}"
             )
-        properties[key.strip()] = value.strip()
+        properties[key] = value
     return properties

@@ -272,7 +272,9 @@ class CacheFlusher:
         self._routes = routes
         self._group_column = group_column
         self._zero = zero
-        self._check_s = min(check_ms, engine.cache_ms) / 1000
+        # Not tied to cache_ms: a tiny cache period would make the check per-loop work, and
+        # records flush such caches themselves.
+        self._check_s = check_ms / 1000
         self._next = 0.0
 
     def tick(self) -> None:
