@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -71,18 +72,51 @@ def show(title: str, fetch: Callable[[], ChartData], draw: Callable[[pd.DataFram
     )
 
 
+def time_lines(frame: pd.DataFrame, y: str, color: str) -> alt.Chart:
+    """Lines over window start, labelled in 24-hour UTC whatever the browser's time zone.
+
+    Vega-Lite's default time labels are local time on a 12-hour clock without AM/PM, so 19:15
+    UTC read "07:15". Midnight is labelled with the date, so a multi-day range stays readable.
+    """
+    label = (
+        "utcFormat(datum.value, '%H:%M') == '00:00' ? utcFormat(datum.value, '%d %b') "
+        ": utcFormat(datum.value, '%H:%M')"
+    )
+    x = alt.X(
+        "window:T",
+        title="window start (UTC)",
+        scale=alt.Scale(type="utc"),
+        axis=alt.Axis(labelExpr=label, labelOverlap=True),
+    )
+    tooltip = [
+        alt.Tooltip(
+            "window:T", title="window start (UTC)", format="%Y-%m-%d %H:%M", formatType="utc"
+        ),
+        alt.Tooltip(f"{color}:N"),
+        alt.Tooltip(f"{y}:Q"),
+    ]
+    # SVG rather than canvas: the axis labels are text that a browser test can read.
+    return (
+        alt.Chart(frame[["window", color, y]])
+        .mark_line(point=True)
+        .encode(x=x, y=alt.Y(f"{y}:Q"), color=alt.Color(f"{color}:N"), tooltip=tooltip)
+        .properties(usermeta={"embedOptions": {"renderer": "svg"}})
+    )
+
+
 def draw_country(frame: pd.DataFrame) -> None:
     left, right = st.columns(2)
     left.caption("Page views by country")
-    left.line_chart(frame, x="window", y="pageview_count", color="country")
+    left.altair_chart(time_lines(frame, "pageview_count", "country"), width="stretch")
     right.caption("Average age by country (known users only)")
-    right.line_chart(
-        frame.dropna(subset=["average_age"]), x="window", y="average_age", color="country"
+    right.altair_chart(
+        time_lines(frame.dropna(subset=["average_age"]), "average_age", "country"),
+        width="stretch",
     )
 
 
 def draw_by_source(frame: pd.DataFrame) -> None:
-    st.line_chart(frame, x="window", y="pageview_count", color="source")
+    st.altair_chart(time_lines(frame, "pageview_count", "source"), width="stretch")
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
@@ -119,4 +153,6 @@ def main() -> None:
     charts(time_range, sources)
 
 
-main()
+# Streamlit runs this file as __main__; importing it (tests, tools) draws nothing.
+if __name__ == "__main__":
+    main()

@@ -14,7 +14,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -162,6 +164,8 @@ def test_dashboard_renders_all_charts_in_chromium(dashboard_url: str, tmp_path: 
             headless=True,
             args=CHROMIUM_ARGS,
             viewport={"width": 1400, "height": 2600},
+            # Far from UTC: labels in the browser's local time would show other hours.
+            timezone_id="America/New_York",
         )
         try:
             page = browser.new_page()
@@ -189,6 +193,34 @@ def test_dashboard_renders_all_charts_in_chromium(dashboard_url: str, tmp_path: 
             )
             # Every chart got all 18 rows (6 windows x 3 groups) and shows its query latency.
             assert page.get_by_text(re.compile(r"^18 points · query \d+ ms")).count() == 4
+            assert_time_axes_in_utc(page)
             page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
         finally:
             browser.close()
+
+
+def assert_time_axes_in_utc(page: Any) -> None:
+    """Every chart's time axis is titled UTC and labelled in 24-hour UTC (the browser runs in
+    New York time): each label's hour is one the data spans in UTC."""
+    axes = page.eval_on_selector_all(
+        '[data-testid="stVegaLiteChart"] g.role-axis',
+        """axes => axes.map(axis => ({
+            aria: axis.getAttribute("aria-label") || "",
+            title: [...axis.querySelectorAll(".role-axis-title text")].map(t => t.textContent),
+            labels: [...axis.querySelectorAll(".role-axis-label text")].map(t => t.textContent),
+        }))""",
+    )
+    x_axes = [axis for axis in axes if axis["aria"].startswith("X-axis")]
+    assert len(x_axes) == 5, axes
+    first = NOW - 30 * MIN
+    hours = {
+        datetime.fromtimestamp((first + m * MIN) / 1000, UTC).strftime("%H") for m in range(31)
+    }
+    for axis in x_axes:
+        assert axis["title"] == ["window start (UTC)"], axis
+        assert axis["labels"], axis
+        for label in axis["labels"]:
+            if re.fullmatch(r"\d\d [A-Z][a-z]{2}", label):
+                continue  # midnight is labelled with the date
+            assert re.fullmatch(r"\d\d:\d\d", label), axis
+            assert label[:2] in hours, (label, sorted(hours), axis)

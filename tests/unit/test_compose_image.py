@@ -4,8 +4,9 @@ docker/app.Dockerfile copies a few paths and runs ``pip install .``. This test c
 those paths (minus what .dockerignore drops) into a fresh folder, installs it into a virtualenv
 and runs what the compose services run from outside the repository, so a file the image lacks
 (a package-data JSON, the README the build needs, a module) fails here instead of in a user's
-`docker compose up`. Dependencies come from the test environment (``--system-site-packages``),
-so only the project itself is built.
+`docker compose up`. Dependencies come from the test environment (its site-packages directories
+are put on the new environment's path, but not its .pth files, so the project's editable install
+stays out), so only the project itself is built.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import sysconfig
 import venv
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,8 +75,19 @@ def image_python(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     context = tmp_path_factory.mktemp("context")
     _build_context(context)
     env_dir = tmp_path_factory.mktemp("venv")
-    venv.create(env_dir, system_site_packages=True, with_pip=True)
+    venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
+    # A .pth line only appends its directory to sys.path: the test environment's own .pth files
+    # (the editable install of this checkout) are not processed, and the new environment's
+    # site-packages come first, so the package installed below is the one imported.
+    inner_site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    outer = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (Path(inner_site) / "test-environment.pth").write_text("\n".join(sorted(outer)) + "\n")
     result = subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(context)],
         capture_output=True,

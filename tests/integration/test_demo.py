@@ -1,0 +1,163 @@
+"""``scripts/demo``, the README's first command, run for real and stopped as a supervisor stops it.
+
+The demo runs on the started native stack with every name it writes made unique (topics, Pinot
+tables, the MySQL table, consumer group, transactional id, state directory, dashboard port), so
+it shares the stack with the other tests. It must produce windowed counts, and SIGTERM to the
+script must stop every process it started: none is left in its session afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient
+
+from pipeline.settings import MySQLSettings, PinotSettings
+from producers.mysql import connect
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPIC_VARIABLES = (
+    "TOPIC_PAGEVIEWS",
+    "TOPIC_USER_SESSIONS",
+    "TOPIC_USERS",
+    "TOPIC_CLEANED_USERS",
+    "TOPIC_PAGEVIEWS_BY_COUNTRY",
+    "TOPIC_TUMBLING",
+    "TOPIC_HOPPING",
+    "TOPIC_SESSION",
+    "TOPIC_DEAD_LETTER",
+    "TOPIC_LATE",
+)
+TABLE_KINDS = ("country", "tumbling", "hopping", "session")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def session_processes(sid: int) -> list[str]:
+    """``pid command`` of every live process in session ``sid`` (zombies are gone already)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # The command name is in parentheses and may hold spaces: split after it.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            state, session = fields[0], int(fields[3])
+            if session == sid and state != "Z":
+                cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+                found.append(f"{stat.parent.name} {cmdline.decode(errors='replace').strip()}")
+    return found
+
+
+def committed_records(bootstrap: str, topic: str) -> int:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-demo-reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    try:
+        consumer.subscribe([topic])
+        count, idle_until = 0, time.monotonic() + 5
+        while time.monotonic() < idle_until:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                count += 1
+        return count
+    finally:
+        consumer.close()
+
+
+@pytest.fixture
+def demo_env(
+    kafka: str, pinot: PinotSettings, mysql: MySQLSettings, tmp_path: Path
+) -> Iterator[dict[str, str]]:
+    suffix = uuid.uuid4().hex[:8]
+    group = f"test-demo-{suffix}"
+    env = {
+        **os.environ,
+        **{var: f"test-demo-{var[6:].lower()}-{suffix}" for var in TOPIC_VARIABLES},
+        **{f"PINOT_TABLE_{kind.upper()}": f"demo_{kind}_{suffix}" for kind in TABLE_KINDS},
+        "USERS_TABLE": f"demo_users_{suffix}",
+        "USERS_COUNT": "50",
+        "USERS_SOURCE_TRANSACTIONAL_ID": f"test-demo-source-{suffix}",
+        "EVENTS_RATE": "100",
+        "STREAMS_CONSUMER_GROUP": group,
+        "STREAMS_STATE_DIR": str(tmp_path / "state"),
+        "DASHBOARD_PORT": str(free_port()),
+        # The demo's `python` is this interpreter, whether or not its environment is activated.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    yield env
+    subprocess.run(
+        [sys.executable, "-m", "pinot.setup", "--drop"], cwd=ROOT, env=env, check=False, timeout=120
+    )
+    admin = AdminClient({"bootstrap.servers": kafka})
+    names = [t for t in admin.list_topics(timeout=15).topics if suffix in t]
+    if names:
+        for future in admin.delete_topics(names).values():
+            with contextlib.suppress(Exception):  # cleanup must not mask the test's result
+                future.result(timeout=30)
+    with contextlib.suppress(Exception), connect() as conn, conn.cursor() as cur:
+        table = env["USERS_TABLE"]
+        cur.execute(f"DROP TABLE IF EXISTS `{table}`, `{table}_deleted`")
+
+
+def test_demo_counts_page_views_and_sigterm_stops_every_process(
+    kafka: str, demo_env: dict[str, str], tmp_path: Path
+) -> None:
+    log_path = tmp_path / "demo.log"
+    with log_path.open("w") as log:
+        # A session of its own: every process the demo starts is found by its session id.
+        demo = subprocess.Popen(
+            ["bash", "scripts/demo"],
+            cwd=ROOT,
+            env=demo_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        url = f"http://127.0.0.1:{demo_env['DASHBOARD_PORT']}/_stcore/health"
+        deadline = time.monotonic() + 300
+        tumbling = 0
+        while tumbling == 0:
+            assert demo.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "no tumbling counts in 300 s\n" + (
+                log_path.read_text()
+            )
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(url, timeout=2).ok:
+                    tumbling = committed_records(kafka, demo_env["TOPIC_TUMBLING"])
+            time.sleep(1)
+        started = session_processes(demo.pid)
+        assert len(started) >= 5, started  # bash, users source, events, streams, streamlit
+
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(timeout=60) == 128 + signal.SIGTERM, log_path.read_text()
+        left = session_processes(demo.pid)
+        assert left == [], f"still running after the demo stopped: {left}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(demo.pid, signal.SIGKILL)
+        demo.wait(timeout=30)
