@@ -1,7 +1,8 @@
-"""``python -m stack up | down | status | logs NAME``: the native stack on 127.0.0.1.
+"""``python -m stack up | down | restart | status | logs NAME``: the native stack on 127.0.0.1.
 
 Starts real Kafka (KRaft), MariaDB, Apicurio Registry and Apache Pinot as plain processes, with
-data and logs under ``.stack/``. ``up`` is idempotent: a healthy service is left as it is.
+data and logs under ``.stack/``. ``up`` is idempotent: a healthy service is left running, and
+provisioned (the MySQL database and user) again, which changes nothing that is already right.
 """
 
 from __future__ import annotations
@@ -10,27 +11,32 @@ import argparse
 import sys
 import time
 
-from stack.services import SERVICES, Service, StackError, port_open, require_tool
+from stack.services import HOST, SERVICES, Service, StackError, port_open, require_tool
 
 
 def up(names: list[str]) -> None:
     require_tool("java", "install a JDK 17 (apt-get install -y openjdk-17-jre-headless)")
     for service in _select(names):
         if service.pid() is not None and service.healthy():
-            print(f"{service.name:18} already up   127.0.0.1:{service.port}")
-            continue
-        if service.pid() is None and port_open(service.port):
-            raise StackError(
-                f"port {service.port} for {service.name} is taken by another process: stop it, "
-                f"or choose another port with the STACK_* environment variables (see README)"
-            )
-        started = time.monotonic()
-        if service.pid() is None:
-            service.start()
-        service.wait_healthy()
-        print(
-            f"{service.name:18} up in {time.monotonic() - started:5.1f}s  127.0.0.1:{service.port}"
+            print(f"{service.name:18} already up   {HOST}:{service.port}")
+        else:
+            took = _start(service)
+            print(f"{service.name:18} up in {took:5.1f}s  {HOST}:{service.port}")
+        if service.provision:
+            service.provision()
+
+
+def _start(service: Service) -> float:
+    if service.pid() is None and port_open(service.port):
+        raise StackError(
+            f"port {service.port} for {service.name} is taken by another process: stop it, "
+            f"or choose another port with the STACK_* environment variables (see README)"
         )
+    started = time.monotonic()
+    if service.pid() is None:
+        service.start()
+    service.wait_healthy()
+    return time.monotonic() - started
 
 
 def down(names: list[str]) -> None:
@@ -39,13 +45,18 @@ def down(names: list[str]) -> None:
         print(f"{service.name:18} stopped")
 
 
+def restart(names: list[str]) -> None:
+    down(names)
+    up(names)
+
+
 def status(names: list[str]) -> int:
     bad = 0
     for service in _select(names):
         pid = service.pid()
         state = "down" if pid is None else ("up" if service.healthy() else "unhealthy")
         bad += state != "up"
-        print(f"{service.name:18} {state:10} 127.0.0.1:{service.port}  pid={pid or '-'}")
+        print(f"{service.name:18} {state:10} {HOST}:{service.port}  pid={pid or '-'}")
     return 1 if bad else 0
 
 
@@ -65,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     for cmd, help_ in [
         ("up", "start services (all by default) and wait until healthy"),
         ("down", "stop services, leaving no process behind"),
+        ("restart", "stop services, then start them as up does (their data is kept)"),
         ("status", "show each service's state; exit 1 unless all are up"),
     ]:
         sub.add_parser(cmd, help=help_).add_argument("services", nargs="*")
@@ -76,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             up(args.services)
         elif args.cmd == "down":
             down(args.services)
+        elif args.cmd == "restart":
+            restart(args.services)
         elif args.cmd == "status":
             return status(args.services)
         else:
