@@ -24,6 +24,8 @@ import orjson
 from confluent_kafka import Producer
 from tqdm import tqdm
 
+from pipeline.settings import SchemaRegistrySettings
+
 log = logging.getLogger(__name__)
 
 SOURCES = ("Homepage", "Inbox", "External")
@@ -147,9 +149,9 @@ def cleaned_users(plan: UserPlan, ts_ms: int) -> list[Record]:
 
 
 def register_users_schema(registry_url: str, subject: str) -> int:
-    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+    from confluent_kafka.schema_registry import Schema
 
-    client = SchemaRegistryClient({"url": registry_url})
+    client = SchemaRegistrySettings(registry_url).client()
     return client.register_schema(subject, Schema(orjson.dumps(USERS_SCHEMA).decode(), "AVRO"))
 
 

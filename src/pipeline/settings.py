@@ -12,6 +12,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported when a client is made: settings must stay cheap to import
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
 #: Where the native stack keeps downloads, data, logs and generated secrets (git-ignored).
 STACK_HOME = Path(os.environ.get("STACK_HOME", Path(__file__).resolve().parents[2] / ".stack"))
@@ -44,10 +48,21 @@ class KafkaSettings:
 class SchemaRegistrySettings:
     #: Base URL of the Confluent-compatible API (what ``SchemaRegistryClient`` takes as ``url``).
     url: str
+    #: Seconds per request; the client's own default is no timeout at all.
+    timeout_s: float = 10.0
 
     @classmethod
     def from_env(cls) -> SchemaRegistrySettings:
-        return cls(url=env("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7"))
+        return cls(
+            url=env("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7"),
+            timeout_s=float(env("SCHEMA_REGISTRY_TIMEOUT_S", "10")),
+        )
+
+    def client(self) -> SchemaRegistryClient:
+        """A registry client whose every request has the timeout (it retries on its own)."""
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+
+        return SchemaRegistryClient({"url": self.url, "timeout": self.timeout_s})
 
 
 @dataclass(frozen=True)

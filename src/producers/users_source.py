@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -130,7 +129,7 @@ class UsersSource:
         with self.conn.cursor() as cur:
             cur.execute("SET time_zone = '+00:00'")  # updated_at read and compared in UTC
         ensure_table(self.conn, self.table)
-        registry = SchemaRegistryClient({"url": SchemaRegistrySettings.from_env().url})
+        registry = SchemaRegistrySettings.from_env().client()
         self.serialize = AvroSerializer(registry, SCHEMA)
         self.ctx = SerializationContext(topic, MessageField.VALUE)
         self.kafka = CheckedProducer(

@@ -36,14 +36,16 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic
+from quixstreams.models.serializers import Deserializer, SerializationContext
 
 from pipeline import topics as topic_names
 from pipeline.settings import env, env_int
 from streams.app import add_app_arguments, create_app, run
-from streams.deadletter import RateLimitedLog, dead_letter_topic, split_rejected
+from streams.deadletter import RateLimitedLog, Rejected, dead_letter_topic, split_rejected
 from streams.pageviews import parse_pageview
 from streams.windowing import DEFAULT_CACHE_MS, EMIT_MODES, Aggregate, WindowEngine, WindowSpec
 from streams.windows import MINUTE_MS, late_log, window_outputs
@@ -90,6 +92,46 @@ def country_aggregate() -> Aggregate:
 _ZERO = {"pageview_count": 0, "average_age": None}
 
 
+class Excluded(dict):
+    """A page view an INNER join leaves out: ``{"pageview": ..., "reason": ...}`` for the late
+    topic. A type of its own, so no field a producer puts in a page view can be taken for it."""
+
+
+class TextKeyDeserializer(Deserializer):
+    """UTF-8 keys that cannot fail: bytes that are not UTF-8 come through as surrogates (and
+    back to the same bytes), so :func:`parse_user` rejects them as a dead letter instead of
+    the consumer stopping on a deserialisation error. Text keys, as the page views' repartition
+    topic has, so both sides of the join address the same state."""
+
+    def __call__(self, value: bytes, ctx: SerializationContext) -> str:
+        return value.decode("utf-8", "surrogateescape")
+
+
+def parse_user(value: bytes | None, key: str | None) -> dict[str, Any] | Rejected | None:
+    """A topic4 record (written by streams.users): the user's row, None for a tombstone, or
+    why it is not a cleaned user."""
+    if key is None:
+        return Rejected("null key (expected the user_id)", "NullKey")
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        return Rejected("key is not UTF-8 text", "BadKey")
+    if value is None:
+        return None
+    try:
+        row = orjson.loads(value)
+    except ValueError as exc:
+        return Rejected(f"value is not JSON: {exc}", "MalformedJson")
+    if not isinstance(row, dict):
+        return Rejected(f"value is not a JSON object: {type(row).__name__}", "WrongShape")
+    country, age = row.get("country"), row.get("age")
+    if country is not None and not isinstance(country, str):
+        return Rejected(f"country must be a string or null, got {repr(country)[:100]}", "BadField")
+    if age is not None and (not isinstance(age, int | float) or isinstance(age, bool)):
+        return Rejected(f"age must be a number or null, got {repr(age)[:100]}", "BadField")
+    return row
+
+
 def join_step(join: str, missing: dict[str, Any] | None = None) -> Any:
     """The stream-table join: one call per merged record -> the enriched views (0 or 1).
 
@@ -111,7 +153,7 @@ def join_step(join: str, missing: dict[str, Any] | None = None) -> Any:
         if user is None:
             unknown("user_id %s (session %s, %s join)", key, value.get("session_id"), join)
             if join == "inner":
-                return [{"pageview": value, "reason": f"no cleaned user {key} (INNER join)"}]
+                return [Excluded(pageview=value, reason=f"no cleaned user {key} (INNER join)")]
             user = missing
         return [{**value, **user}]
 
@@ -133,7 +175,7 @@ def build(
     config: CountryConfig,
     topics: CountryTopics,
 ) -> None:
-    """Validate, join and count: ``views`` carries topic1's raw bytes, ``users`` topic4's rows."""
+    """Validate, join and count: ``views`` and ``users`` carry topic1's and topic4's raw bytes."""
     parsed = split_rejected(views, parse_pageview, topics.dead_letter, PROCESSOR)
     parsed = parsed.set_timestamp(lambda view, _key, _ts, _headers: view["event_timestamp"])
     by_user = parsed.group_by(
@@ -142,16 +184,17 @@ def build(
         key_serializer="str",
         key_deserializer="str",
     )
+    table = split_rejected(users, parse_user, topics.dead_letter, PROCESSOR)
     merged = by_user.apply(lambda view: (STREAM, view)).concat(
-        users.apply(lambda user: (TABLE, user))
+        table.apply(lambda user: (TABLE, user))
     )
     joined = merged.apply(join_step(config.join), stateful=True, metadata=True, expand=True)
 
-    excluded = joined.filter(lambda value: "reason" in value)
+    excluded = joined.filter(lambda value: isinstance(value, Excluded))
     excluded = excluded.set_headers(lambda _value, _key, _ts, _headers: [])
     excluded.to_topic(topics.late, key=lambda value: value["pageview"]["session_id"])
 
-    enriched = joined.filter(lambda value: "reason" not in value)
+    enriched = joined.filter(lambda value: not isinstance(value, Excluded))
     by_country = enriched.group_by("country", key_serializer="str", key_deserializer="str")
     window_outputs(
         by_country,
@@ -168,14 +211,18 @@ def declare_topics(app: Application) -> CountryTopics:
         pageviews=app.topic(
             topic_names.PAGEVIEWS, key_deserializer="bytes", value_deserializer="bytes"
         ),
+        # Raw bytes, parsed by parse_user: a record that is not JSON becomes a dead letter
+        # instead of a deserialisation error that would stop the consumer.
         users=app.topic(
-            topic_names.CLEANED_USERS, key_deserializer="str", value_deserializer="json"
+            topic_names.CLEANED_USERS,
+            key_deserializer=TextKeyDeserializer(),
+            value_deserializer="bytes",
         ),
         counts=app.topic(
             topic_names.PAGEVIEWS_BY_COUNTRY, key_serializer="str", value_serializer="json"
         ),
         late=app.topic(topic_names.LATE, key_serializer="str", value_serializer="json"),
-        dead_letter=dead_letter_topic(app),
+        dead_letter=dead_letter_topic(app, PROCESSOR),
     )
 
 

@@ -1,13 +1,34 @@
-"""Page-view validation, shared by every processor that reads ``topic1_PageView``."""
+"""Page-view validation, shared by every processor that reads ``topic1_PageView``.
+
+A page view is the contract's four fields; like ksqlDB reading JSON with a declared schema,
+fields beyond them are ignored (not carried into repartition topics, state or outputs), so what
+a producer adds cannot change how a view is processed or how large its records get.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
 
 from streams.deadletter import Rejected
-from streams.timestamps import InvalidTimestamp, parse_event_timestamp
+from streams.timestamps import InvalidTimestamp, check_not_future, parse_event_timestamp
+
+#: Longest ``session_id`` / ``source`` accepted: they become record keys and state keys.
+MAX_TEXT_CHARS = 1024
+
+
+def _text(view: dict[str, Any], name: str) -> str | Rejected:
+    value = view.get(name)
+    if not isinstance(value, str) or not value:
+        shown = repr(value)[:100]
+        return Rejected(f"{name} must be a non-empty string, got {shown}", "BadField")
+    if len(value) > MAX_TEXT_CHARS:
+        return Rejected(
+            f"{name} is {len(value)} characters long, more than {MAX_TEXT_CHARS}", "BadField"
+        )
+    return value
 
 
 def parse_pageview(value: bytes | None, key: bytes | None) -> dict[str, Any] | Rejected:
@@ -22,16 +43,18 @@ def parse_pageview(value: bytes | None, key: bytes | None) -> dict[str, Any] | R
         return Rejected(f"value is not JSON: {exc}", "MalformedJson")
     if not isinstance(view, dict):
         return Rejected(f"value is not a JSON object: {type(view).__name__}", "WrongShape")
-    source = view.get("source")
-    if not isinstance(source, str) or not source:
-        return Rejected(f"source must be a non-empty string, got {source!r}", "BadField")
+    source = _text(view, "source")
+    if isinstance(source, Rejected):
+        return source
     user_id = view.get("user_id")
     if not isinstance(user_id, int) or isinstance(user_id, bool):
-        return Rejected(f"user_id must be an integer, got {user_id!r}", "BadField")
-    if not isinstance(view.get("session_id"), str):
-        return Rejected(f"session_id must be a string, got {view.get('session_id')!r}", "BadField")
+        return Rejected(f"user_id must be an integer, got {repr(user_id)[:100]}", "BadField")
+    session_id = _text(view, "session_id")
+    if isinstance(session_id, Rejected):
+        return session_id
     try:
-        view["event_timestamp"] = parse_event_timestamp(view.get("event_timestamp"))
+        ts = parse_event_timestamp(view.get("event_timestamp"))
+        check_not_future(ts, int(time.time() * 1000))
     except InvalidTimestamp as exc:
         return Rejected(str(exc), "InvalidTimestamp")
-    return view
+    return {"session_id": session_id, "user_id": user_id, "source": source, "event_timestamp": ts}

@@ -42,6 +42,7 @@ against quixstreams 3.28.1, the version ``pyproject.toml`` pins.
 from __future__ import annotations
 
 import contextvars
+import logging
 import shutil
 import tempfile
 from collections import deque
@@ -51,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from confluent_kafka import KafkaError, KafkaException
 from quixstreams import Application
 from quixstreams.context import set_message_context
 from quixstreams.internal_producer import _KEY_UNSET
@@ -60,6 +62,7 @@ from quixstreams.models.serializers import JSONSerializer, StringSerializer
 from pipeline.partitioning import partition_for
 
 Headers = list[tuple[str, bytes]]
+logger = logging.getLogger("streams.testing")
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,10 @@ class TestDriver:
     ``setup(app)`` declares topics with ``app.topic()`` and builds the dataframes, exactly as
     the application does before ``app.run()``. ``partitions`` is the partition count of every
     topic (keys are placed by murmur2 as Java clients do); ``state_dir`` keeps RocksDB state
-    in a directory of yours instead of a temporary one.
+    in a directory of yours instead of a temporary one. A record larger than
+    ``max_message_bytes`` (librdkafka's ``message.max.bytes``) is refused when produced, as the
+    real producer refuses it; an error the app's ``on_processing_error`` handler does not
+    suppress propagates out of :meth:`pipe`, as it would stop the app.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -153,8 +159,10 @@ class TestDriver:
         partitions: int = 1,
         state_dir: Path | None = None,
         consumer_group: str = "test-driver",
+        max_message_bytes: int = 1_000_000,
     ) -> None:
         self.partitions = partitions
+        self.max_message_bytes = max_message_bytes
         self._own_dir = state_dir is None
         self._state_dir = (
             Path(tempfile.mkdtemp(prefix="streams-testing-")) if state_dir is None else state_dir
@@ -211,6 +219,16 @@ class TestDriver:
         if partition is None:
             partition = 0 if message.key is None else partition_for(message.key, self.partitions)
         headers = list(message.headers or [])
+        size = len(message.key or b"") + len(message.value or b"")
+        size += sum(len(name) + len(value or b"") for name, value in headers)
+        if size > self.max_message_bytes:
+            # What librdkafka's produce() raises, synchronously, for a record over its limit.
+            raise KafkaException(
+                KafkaError(
+                    KafkaError.MSG_SIZE_TOO_LARGE,
+                    f"Message size {size} exceeds message.max.bytes {self.max_message_bytes}",
+                )
+            )
         self._pending.append((topic.name, message.key, message.value, ts, headers, partition, True))
 
     # --- public API ----------------------------------------------------------------------
@@ -295,7 +313,14 @@ class TestDriver:
             for row in rows if isinstance(rows, list) else [] if rows is None else [rows]:
                 context = contextvars.copy_context()
                 context.run(set_message_context, row.context)
-                context.run(self._composed[name], row.value, row.key, row.timestamp, row.headers)
+                try:
+                    context.run(
+                        self._composed[name], row.value, row.key, row.timestamp, row.headers
+                    )
+                except Exception as exc:
+                    # As Quix's run loop: the app's handler may suppress it (a dead letter).
+                    if not self._app._on_processing_error(exc, row, logger):
+                        raise
 
     def _is_internal(self, topic: Topic) -> bool:
         return topic.name.startswith(("repartition__", "changelog__"))

@@ -7,6 +7,14 @@ the lower bound catches the classic seconds-instead-of-milliseconds bug (1.7e9 "
 1970) and negative values; the upper bound catches microseconds and garbage. Both bounds are
 overridable (``EVENT_TIME_MIN_MS`` / ``EVENT_TIME_MAX_MS``) for replaying unusual data.
 
+Event times further than ``STREAMS_MAX_FUTURE_MS`` (default 1 h) ahead of the wall clock are
+rejected too (:func:`check_not_future`). Such a record cannot be written on: outputs carry
+event time as their record timestamp, and Kafka refuses timestamps more than
+``log.message.timestamp.after.max.ms`` (1 h by default in Kafka 4) ahead of the broker's
+clock, which aborts the whole transaction and, on every restart, again. Nor should it be
+counted: it would advance stream time and close every window for everyone after it. Keep the
+setting at or below the broker's.
+
 Usage::
 
     from streams.timestamps import InvalidTimestamp, parse_event_timestamp
@@ -27,6 +35,8 @@ from pipeline.settings import env_int
 MIN_EVENT_MS = env_int("EVENT_TIME_MIN_MS", 946_684_800_000)
 #: 2100-01-01T00:00:00Z.
 MAX_EVENT_MS = env_int("EVENT_TIME_MAX_MS", 4_102_444_800_000)
+#: How far ahead of the wall clock an event time may be.
+MAX_FUTURE_MS = env_int("STREAMS_MAX_FUTURE_MS", 3_600_000)
 
 _STRING_FORMAT = "yyyy-MM-dd HH:mm:ss"
 
@@ -68,3 +78,13 @@ def _check_range(ms: int, raw: object) -> int:
             f"[{MIN_EVENT_MS}, {MAX_EVENT_MS}) ms; seconds instead of milliseconds?"
         )
     return ms
+
+
+def check_not_future(ms: int, now_ms: int) -> None:
+    """Raise :class:`InvalidTimestamp` if ``ms`` is more than MAX_FUTURE_MS after ``now_ms``."""
+    if ms > now_ms + MAX_FUTURE_MS:
+        raise InvalidTimestamp(
+            f"event_timestamp {ms} ms is {ms - now_ms} ms ahead of the wall clock, more than "
+            f"STREAMS_MAX_FUTURE_MS={MAX_FUTURE_MS}: Kafka would refuse the records written "
+            f"with it, and it would close every open window"
+        )

@@ -65,9 +65,7 @@ class UsersConfig:
     registry: SchemaRegistryClient | None = field(default=None, compare=False)
 
     def deserializer(self) -> AvroDeserializer:
-        registry = self.registry or SchemaRegistryClient(
-            {"url": SchemaRegistrySettings.from_env().url}
-        )
+        registry = self.registry or SchemaRegistrySettings.from_env().client()
         return AvroDeserializer(registry)
 
 
@@ -96,7 +94,17 @@ def avro_parser(
             if exc.http_status_code != 404:
                 raise
             return Rejected(f"schema not in the registry: {exc}", "UnknownSchema")
-        except (SerializationError, ValueError, EOFError, TypeError) as exc:
+        # fastavro raises IndexError for a union or enum index out of range, KeyError and
+        # OverflowError on other corrupt bodies.
+        except (
+            SerializationError,
+            ValueError,
+            EOFError,
+            TypeError,
+            IndexError,
+            KeyError,
+            OverflowError,
+        ) as exc:
             return Rejected(f"value is not Confluent Avro: {exc}", "BadAvro")
         return check_row(row, user_key)
 
@@ -195,7 +203,7 @@ def declare_topics(app: Application) -> UsersTopics:
             key_deserializer="str",
             value_deserializer="json",
         ),
-        dead_letter=dead_letter_topic(app),
+        dead_letter=dead_letter_topic(app, PROCESSOR),
     )
 
 

@@ -44,6 +44,13 @@ Semantics (ksqlDB / Kafka Streams):
   records that repartitioning interleaves out of order are never dropped; EMIT FINAL uses 0
   unless a grace is given (ksqlDB's default), which delays results by nothing but drops more.
 - Closed windows are deleted from state, so state holds only windows still within grace.
+
+State is bounded per value whatever the input: no entry grows with the number of distinct
+groups. Each window is an entry of its own; which groups have a window starting at a time (or a
+session ending in a gap-wide bucket of time) is an index paged at :data:`INDEX_PAGE_CHARS`, read
+only when those windows close; a group key is at most :data:`MAX_GROUP_CHARS` long (longer
+raises ValueError: the record's fault); pending results of ``"cached"`` are flushed early once
+:data:`MAX_PENDING` windows wait, as ksqlDB's record cache flushes when it is full.
 """
 
 from __future__ import annotations
@@ -58,6 +65,12 @@ DAY_MS = 24 * 3600 * 1000
 EMIT_MODES: tuple[str, ...] = ("changes", "final", "cached")
 #: ksqlDB's default commit interval (ksql.streams.commit.interval.ms), its record cache's period.
 DEFAULT_CACHE_MS = 2000
+#: Longest group key: it is part of every state key and output key of its windows.
+MAX_GROUP_CHARS = 4096
+#: Characters of group keys per page of the window index (a page is one state value).
+INDEX_PAGE_CHARS = 32_768
+#: Windows waiting in the ``"cached"`` record cache before it is flushed early.
+MAX_PENDING = 1000
 
 
 class WindowState(Protocol):
@@ -224,6 +237,48 @@ def _to_records(
 
 
 _META = "meta"
+# Positions in the meta entry (one per partition). _LEGACY_GROUPS held every group ever seen
+# before the index existed; it is migrated once (see _migrate) and then always empty.
+_STREAM_TIME, _LEGACY_GROUPS, _BOUNDS, _PENDING, _FLUSHED = range(5)
+
+
+class _Index:
+    """Which groups have windows in a bucket of time, paged so no state value grows with them.
+
+    Entries ``"{spec}|#|{bucket}"`` -> ``[pages, characters in the last page]`` and
+    ``"{spec}|#|{bucket}|{page}"`` -> ``[group, ...]``. A bucket is a time window's start, or
+    ``end // gap`` for sessions. A group may be listed twice; readers tolerate it.
+    """
+
+    @staticmethod
+    def add(state: WindowState, spec: int, bucket: int, group: str) -> None:
+        head_key = f"{spec}|#|{bucket}"
+        head = state.get(head_key)
+        size = len(group) if isinstance(group, str) else 24  # harnesses group by numbers too
+        if head is None or head[1] + size > INDEX_PAGE_CHARS:
+            head = [0 if head is None else head[0], 0]
+            head[0] += 1
+            page: list[str] = []
+        else:
+            page = state.get(f"{head_key}|{head[0] - 1}") or []
+        page.append(group)
+        head[1] += size
+        state.set(f"{head_key}|{head[0] - 1}", page)
+        state.set(head_key, head)
+
+    @staticmethod
+    def pop(state: WindowState, spec: int, bucket: int) -> list[str]:
+        """The bucket's groups (each once, in order of insertion); the bucket is deleted."""
+        head_key = f"{spec}|#|{bucket}"
+        head = state.get(head_key)
+        if head is None:
+            return []
+        groups: dict[str, None] = {}
+        for page in range(head[0]):
+            groups.update(dict.fromkeys(state.get(f"{head_key}|{page}") or []))
+            state.delete(f"{head_key}|{page}")
+        state.delete(head_key)
+        return list(groups)
 
 
 class WindowEngine:
@@ -294,34 +349,41 @@ class WindowEngine:
     def _apply(
         self, state: WindowState, group: str, value: Any, timestamp: int
     ) -> tuple[list[_Raw], list[tuple[int, str]]]:
-        # meta: [stream time, known groups, per spec [lowest live start, highest start],
-        #        pending results of emit cached, time of the last cache flush (ms)]
+        if isinstance(group, str) and len(group) > MAX_GROUP_CHARS:
+            raise ValueError(
+                f"group key is {len(group)} characters long, more than {MAX_GROUP_CHARS}: it "
+                f"would be part of every state key and output key of its windows"
+            )
         meta = state.get(_META)
         if meta is None:
-            meta = [timestamp, [], [[None, None] for _ in self.specs], {}, 0]
-        groups: list[str] = meta[1]
-        if group not in groups:
-            groups.append(group)
-        stream_time = meta[0]
+            meta = [timestamp, [], [[None, None, None] for _ in self.specs], {}, 0]
+        elif meta[_LEGACY_GROUPS]:
+            self._migrate(state, meta)
+        stream_time = meta[_STREAM_TIME]
         if timestamp > stream_time:
-            stream_time = meta[0] = timestamp
+            stream_time = meta[_STREAM_TIME] = timestamp
         results: list[_Raw] = []
         late: list[tuple[int, str]] = []
+        all_bounds = meta[_BOUNDS]
         for index, size, advance, gap, grace in self._plan:
             close = stream_time - grace
+            bounds = all_bounds[index]
             if gap:
                 # Kafka Streams: a session closes at end + gap + grace: no record can extend it.
                 close -= gap
-                self._session(state, index, gap, group, value, timestamp, close, results, late)
-                if self.final:
-                    self._close_other_sessions(state, index, groups, group, close, results)
-            else:
-                bounds = meta[2][index]
+                self._session(
+                    state, index, gap, group, value, timestamp, close, bounds, results, late
+                )
                 # Checked here, not in the callee: nothing has closed on almost every record.
+                # Bucket by bucket, except that EMIT FINAL emits a session as soon as it
+                # closes: bounds[2] is a lower bound of the earliest live session end.
+                if bounds[0] is not None and (
+                    (bounds[0] + 1) * gap <= close or (self.final and bounds[2] < close)
+                ):
+                    self._expire_sessions(state, index, gap, bounds, close, results)
+            else:
                 if bounds[0] is not None and bounds[0] + size <= close:
-                    self._expire_time_windows(
-                        state, index, size, advance, groups, bounds, close, results
-                    )
+                    self._expire_time_windows(state, index, size, advance, bounds, close, results)
                 self._time(
                     state,
                     index,
@@ -340,6 +402,31 @@ class WindowEngine:
         state.set(_META, meta)
         return results, late
 
+    def _migrate(self, state: WindowState, meta: list) -> None:
+        """Index the windows of a partition stored before the index existed, once.
+
+        That layout kept every group ever seen in the meta entry (which grew without bound)
+        and scanned all of them for each closing window; session bounds were unused.
+        """
+        groups = meta[_LEGACY_GROUPS]
+        meta[_BOUNDS] = [[*bounds[:2], None] for bounds in meta[_BOUNDS]]
+        for index, _size, advance, gap, _grace in self._plan:
+            bounds = meta[_BOUNDS][index]
+            if gap:
+                ends = set()
+                for group in groups:
+                    for session in state.get(f"{index}|{group}|s") or []:
+                        ends.add(session[1])
+                        _Index.add(state, index, session[1] // gap, group)
+                if ends:
+                    bounds[:] = [min(ends) // gap, max(ends) // gap, min(ends)]
+            elif bounds[0] is not None:
+                for start in range(bounds[0], bounds[1] + 1, advance):
+                    for group in groups:
+                        if state.get(f"{index}|{group}|{start}") is not None:
+                            _Index.add(state, index, start, group)
+        meta[_LEGACY_GROUPS] = []
+
     def _coalesce(self, meta: list, results: list[_Raw]) -> list[_Raw]:
         """EMIT CHANGES through ksqlDB's record cache: the latest result per window per period.
 
@@ -347,7 +434,7 @@ class WindowEngine:
         loses none: the restored state still holds them. They are flushed by the first
         record after the period ends, or by :meth:`flush_due` on the clock if none comes.
         """
-        pending: dict[str, list] = meta[3]
+        pending: dict[str, list] = meta[_PENDING]
         kinds = self._kinds
         for i, g, s, e, v, t in results:
             key = f"{i}|{g}|{s}|{e}"
@@ -356,11 +443,12 @@ class WindowEngine:
         return self._due(meta)
 
     def _due(self, meta: list) -> list[_Raw]:
-        """Take the pending results if the cache period has ended (meta is updated in place)."""
+        """Take the pending results if the cache period has ended or the cache is full (meta is
+        updated in place)."""
         now_ms = int(self.clock() * 1000)
-        if now_ms - meta[4] < self.cache_ms:
+        if now_ms - meta[_FLUSHED] < self.cache_ms and len(meta[_PENDING]) < MAX_PENDING:
             return []
-        pending, meta[3], meta[4] = meta[3], {}, now_ms
+        pending, meta[_PENDING], meta[_FLUSHED] = meta[_PENDING], {}, now_ms
         return [(i, g, s, e, v, t) for i, _kind, g, s, e, v, t in pending.values()]
 
     def flush_due(
@@ -378,7 +466,7 @@ class WindowEngine:
         partitions; it emits exactly what that next record would have flushed.
         """
         meta = state.get(_META)
-        if meta is None or not meta[3]:
+        if meta is None or not meta[_PENDING]:
             return []
         raw = self._due(meta)
         if raw:
@@ -415,6 +503,7 @@ class WindowEngine:
                 stored = state.get(key)
                 if stored is None:
                     stored = [agg.add(agg.init(), value), ts]
+                    _Index.add(state, index, start, group)
                     if bounds[0] is None or start < bounds[0]:
                         bounds[0] = start
                     if bounds[1] is None or start > bounds[1]:
@@ -443,17 +532,16 @@ class WindowEngine:
         index: int,
         size: int,
         advance: int,
-        groups: list[str],
         bounds: list,
         close: int,
         results: list[_Raw],
     ) -> None:
-        """Emit (EMIT FINAL) and delete windows that closed; only the live range is scanned."""
-        low, high = bounds
+        """Emit (EMIT FINAL) and delete windows that closed; the index names them."""
+        low, high = bounds[0], bounds[1]
         purge_before = close - size  # close = stream time - grace
         start = low
         while start <= high and start + size <= close:
-            for group in groups:
+            for group in _Index.pop(state, index, start):
                 key = f"{index}|{group}|{start}"
                 stored = state.get(key)
                 if stored is None:
@@ -481,6 +569,7 @@ class WindowEngine:
         value: Any,
         ts: int,
         close: int,
+        bounds: list,
         results: list[_Raw],
         late: list[tuple[int, str]],
     ) -> None:
@@ -524,6 +613,15 @@ class WindowEngine:
             kept.append([start, end, acc])
             if len(kept) > 1:
                 kept.sort()
+            bucket = end // gap
+            if all(s[1] // gap != bucket for s in merged):
+                _Index.add(state, index, bucket, group)
+                if bounds[0] is None or bucket < bounds[0]:
+                    bounds[0] = bucket
+                if bounds[1] is None or bucket > bounds[1]:
+                    bounds[1] = bucket
+            if bounds[2] is None or end < bounds[2]:
+                bounds[2] = end
             if not self.final:
                 results.append((index, group, start, end, agg.result(acc), end))
         if kept:
@@ -548,30 +646,53 @@ class WindowEngine:
                 results.append((index, group, start, end, self.aggregate.result(acc), end))
         return live
 
-    def _close_other_sessions(
+    def _expire_sessions(
         self,
         state: WindowState,
         index: int,
-        groups: list[str],
-        current: str,
+        gap: int,
+        bounds: list,
         close: int,
         results: list[_Raw],
     ) -> None:
-        """EMIT FINAL: stream time is per partition, so it closes other groups' sessions too."""
-        for group in groups:
-            if group == current:
-                continue
-            key = f"{index}|{group}|s"
-            sessions = state.get(key)
-            if not sessions:
-                continue
-            live = self._drop_closed(index, group, sessions, close, results)
-            if len(live) == len(sessions):
-                continue
-            if live:
-                state.set(key, live)
-            else:
-                state.delete(key)
+        """Drop closed sessions of every group (emitted first under EMIT FINAL).
+
+        Stream time is per partition, so a record closes other groups' sessions too. Buckets
+        whose every end is before ``close`` are done with; the bucket ``close`` falls in is
+        looked at only under EMIT FINAL, where a session must be emitted as soon as it closes
+        (its groups are listed again while they have a session ending in it).
+        """
+        low, high, _earliest = bounds
+        bucket = low
+        earliest = None
+        while bucket <= high and bucket * gap < close:
+            boundary = (bucket + 1) * gap > close
+            if boundary and not self.final:
+                break
+            for group in _Index.pop(state, index, bucket):
+                key = f"{index}|{group}|s"
+                sessions = state.get(key)
+                if not sessions:
+                    continue
+                live = self._drop_closed(index, group, sessions, close, results)
+                if len(live) != len(sessions):
+                    if live:
+                        state.set(key, live)
+                    else:
+                        state.delete(key)
+                ends = [s[1] for s in live if s[1] // gap == bucket]
+                if boundary and ends:
+                    _Index.add(state, index, bucket, group)
+                    earliest = min(ends) if earliest is None else min(earliest, *ends)
+            if boundary:
+                break
+            bucket += 1
+        if bucket > high:
+            bounds[:] = [None, None, None]
+        else:
+            # Sessions in later buckets end at (bucket + 1) * gap or after.
+            bounds[0] = bucket
+            bounds[2] = (bucket + 1) * gap if earliest is None else earliest
 
 
 class DictState(dict):

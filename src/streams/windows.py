@@ -362,7 +362,7 @@ def declare_topics(app: Application) -> tuple[Topic, WindowTopics]:
         hopping=output(topic_names.HOPPING),
         session=output(topic_names.SESSION),
         late=output(topic_names.LATE),
-        dead_letter=dead_letter_topic(app),
+        dead_letter=dead_letter_topic(app, PROCESSOR),
     )
     return pageviews, outputs
 

@@ -59,6 +59,7 @@ SAFE_DEFAULTS = {
     "LOG_LEVEL": "INFO",
     "EVENT_TIME_*": "sanity bounds for event timestamps",
     "MYSQL_PASSWORD_FILE": "alternative to MYSQL_PASSWORD, which compose sets",
+    "SCHEMA_REGISTRY_TIMEOUT_S": "seconds per registry request (10)",
 }
 
 _INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|\$\$")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -32,7 +33,19 @@ def test_a_valid_page_view_is_parsed_with_epoch_ms_time():
         (encode({**VIEW, "source": ""}), b"s1", "BadField", "source must be a non-empty"),
         (encode({**VIEW, "user_id": "7"}), b"s1", "BadField", "user_id must be an integer"),
         (encode({**VIEW, "user_id": True}), b"s1", "BadField", "user_id must be an integer"),
-        (encode({**VIEW, "session_id": 1}), b"s1", "BadField", "session_id must be a string"),
+        (encode({**VIEW, "session_id": 1}), b"s1", "BadField", "session_id must be a non-empty"),
+        (
+            encode({**VIEW, "source": "x" * 1025}),
+            b"s1",
+            "BadField",
+            "source is 1025 characters long, more than 1024",
+        ),
+        (
+            encode({**VIEW, "event_timestamp": int(time.time() * 1000) + 3_700_000}),
+            b"s1",
+            "InvalidTimestamp",
+            "ahead of the wall clock, more than STREAMS_MAX_FUTURE_MS=3600000",
+        ),
         (
             encode({**VIEW, "event_timestamp": 1_700_000_000}),
             b"s1",
@@ -52,3 +65,17 @@ def test_bad_page_views_are_rejected_with_a_reason(value, key, error_type, reaso
     assert isinstance(bad, Rejected)
     assert bad.error_type == error_type
     assert reason in bad.reason
+
+
+def test_fields_beyond_the_contract_are_ignored():
+    # A field named like an internal marker, and one that would make every record too large.
+    extra = {"reason": "not mine", "pageview": {}, "blob": "x" * 600_000}
+    assert parse_pageview(encode({**VIEW, **extra}), b"s1") == VIEW
+
+
+def test_an_hour_ahead_of_the_clock_is_still_accepted():
+    ahead = int(time.time() * 1000) + 3_500_000
+    assert parse_pageview(encode({**VIEW, "event_timestamp": ahead}), b"s1") == {
+        **VIEW,
+        "event_timestamp": ahead,
+    }

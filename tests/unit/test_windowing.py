@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from streams.windowing import (
+    INDEX_PAGE_CHARS,
+    MAX_GROUP_CHARS,
+    MAX_PENDING,
     DictState,
     WindowEngine,
     WindowRecord,
@@ -135,7 +139,10 @@ def test_emit_final_emits_each_window_once_when_it_closes_for_every_group():
     assert out == [] and late == []
     out, late = feed(engine, [("A", 10)], state)
     assert out == [(0, "A", 0, 10, 3, 9), (0, "B", 0, 10, 1, 5)]
-    assert sorted(k for k in state if k != "meta") == ["0|A|10"]
+    assert sorted(k for k in state if k != "meta" and "|#|" not in k) == ["0|A|10"]
+    # The index names the window left, and nothing of the closed ones.
+    assert sorted(k for k in state if "|#|" in k) == ["0|#|10", "0|#|10|0"]
+    assert state["0|#|10|0"] == ["A"]
 
 
 def test_emit_final_sessions_without_retractions():
@@ -298,3 +305,96 @@ def test_records_are_built_as_the_callers_record_type():
         (1, "C|0", {"src": "C", "window_start": 0, "window_end": 10, "n": 1}, 1),
         (2, "C|1", {"src": "C", "window_start": 1, "window_end": 1, "n": 1, "deleted": False}, 1),
     ]
+
+
+# --- bounded state -----------------------------------------------------------------------------
+
+
+def largest_value(state: DictState) -> int:
+    return max(len(orjson.dumps(value)) for value in state.values())
+
+
+def test_no_state_value_grows_with_the_number_of_groups():
+    specs = [WindowSpec.tumbling(10), WindowSpec.hopping(10, 5), WindowSpec.session(5)]
+    engine = WindowEngine(specs, COUNT)
+    state = DictState()
+    groups = [f"group-{i:05d}-" + "x" * 90 for i in range(5000)]  # 100 characters each
+    feed(engine, [(group, 1) for group in groups], state)
+    # 5000 x 100 characters in one window: paged, each page within INDEX_PAGE_CHARS.
+    assert largest_value(state) < INDEX_PAGE_CHARS * 1.1
+    assert len(orjson.dumps(state["meta"])) < 200
+    pages = [k for k in state if k.startswith("0|#|0|")]
+    assert len(pages) == 16  # 500,000 characters / 32,768 per page
+    assert sum(len(state[k]) for k in pages) == 5000
+
+
+def test_closed_windows_and_sessions_of_every_group_leave_state():
+    specs = [WindowSpec.tumbling(10, 0), WindowSpec.session(5, 0)]
+    engine = WindowEngine(specs, COUNT)
+    state = DictState()
+    feed(engine, [(f"g{i}", i % 8) for i in range(300)], state)
+    assert len(state) > 500
+    # One record far later closes everything else; only its own windows and index remain.
+    feed(engine, [("last", 1000)], state)
+    assert sorted(state) == [
+        "0|#|1000",
+        "0|#|1000|0",
+        "0|last|1000",
+        "1|#|200",
+        "1|#|200|0",
+        "1|last|s",
+        "meta",
+    ]
+
+
+def test_emit_final_emits_the_sessions_of_groups_that_never_come_back():
+    engine = WindowEngine([WindowSpec.session(5)], COUNT, emit="final")  # grace 0
+    state = DictState()
+    assert feed(engine, [("A", 0), ("B", 1), ("A", 3)], state)[0] == []
+    # Stream time 7 closes sessions ending before 7 - 5 = 2: B's [1,1], not A's [0,3].
+    assert feed(engine, [("C", 7)], state)[0] == [(0, "B", 1, 1, 1, 1)]
+    assert feed(engine, [("C", 8)], state)[0] == []
+    assert feed(engine, [("C", 9)], state)[0] == [(0, "A", 0, 3, 2, 3)]
+    assert sorted(k for k in state if k.endswith("|s")) == ["0|C|s"]
+
+
+def test_state_written_before_the_index_is_migrated_once():
+    """The earlier layout: meta[1] listed every group; no index entries, session bounds unset."""
+    specs = [WindowSpec.tumbling(10, 0), WindowSpec.session(5, 0)]
+    state = DictState(
+        {
+            "meta": [9, ["A", "B"], [[0, 0], [None, None]], {}, 0],
+            "0|A|0": [2, 9],
+            "0|B|0": [1, 4],
+            "1|A|s": [[1, 9, 2]],
+            "1|B|s": [[4, 4, 1]],
+        }
+    )
+    engine = WindowEngine(specs, COUNT, emit="final")
+    out, _ = feed(engine, [("C", 20)], state)
+    assert out == [
+        (0, "A", 0, 10, 2, 9),
+        (0, "B", 0, 10, 1, 4),
+        (1, "B", 4, 4, 1, 4),
+        (1, "A", 1, 9, 2, 9),
+    ]
+    assert state["meta"][1] == []
+    assert not any(k.startswith(("0|A", "0|B", "1|A", "1|B")) for k in state)
+
+
+def test_a_full_record_cache_is_flushed_before_its_period_ends():
+    now = [100.0]
+    engine = WindowEngine([WindowSpec.tumbling(10)], COUNT, "cached", clock=lambda: now[0])
+    state = DictState()
+    feed(engine, [("first", 1)], state)  # the first record flushes at once
+    out, _ = feed(engine, [(f"g{i}", 1) for i in range(MAX_PENDING - 1)], state)
+    assert out == []
+    out, _ = feed(engine, [("one more", 1)], state)
+    assert len(out) == MAX_PENDING
+    assert state["meta"][3] == {}
+
+
+def test_a_group_key_longer_than_the_limit_is_the_records_fault():
+    engine = WindowEngine([WindowSpec.tumbling(10)], COUNT)
+    with pytest.raises(ValueError, match="group key is 4097 characters long"):
+        engine.process(DictState(), "x" * (MAX_GROUP_CHARS + 1), None, 1)

@@ -123,6 +123,7 @@ def test_bad_input_goes_to_the_dead_letter_topic_with_original_bytes(harness):
         "source.partition": str(partition_for(b"s9", 5)).encode(),
         "source.offset": b"0",  # the first record of its partition
         "processor": b"streams.windows",
+        "stage": b"validate",
     }
     assert dict(headers)["error"].startswith(b"value is not JSON")
     # Processing goes on after a bad record.
