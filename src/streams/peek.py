@@ -57,12 +57,35 @@ def latest(consumer: Consumer, topic: str, count: int, timeout: float = 5.0) -> 
     return records[-count:]
 
 
+#: Headers of a dead letter shown as columns (see streams.deadletter), in this order.
+LETTER_HEADERS = ("error.type", "error", "stage", "processor")
+
+
+def _row(message: Any) -> dict[str, Any] | None:
+    """A record as columns: a JSON object's fields; a dead letter's reason and origin, with the
+    original value as text (it may not be JSON at all)."""
+    value = message.value()
+    headers = {name: raw.decode(errors="replace") for name, raw in message.headers() or []}
+    if "error.type" in headers:
+        row = {name: headers.get(name, "") for name in LETTER_HEADERS}
+        row["from"] = (
+            f"{headers.get('source.topic')}[{headers.get('source.partition')}]"
+            f"@{headers.get('source.offset')}"
+        )
+        shown = "(null)" if value is None else value[:80].decode(errors="replace")
+        return {**row, "value": shown + ("..." if value and len(value) > 80 else "")}
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    return parsed if isinstance(parsed, dict) else {"value": repr(value[:80])}
+
+
 def render(topic: str, records: list[Any]) -> Table:
     table = Table(title=f"{topic} (latest {len(records)})", title_justify="left")
-    rows = [
-        (m.key().decode() if m.key() else "", json.loads(m.value()) if m.value() else None)
-        for m in records
-    ]
+    rows = [(m.key().decode(errors="replace") if m.key() else "", _row(m)) for m in records]
     columns: list[str] = []
     for _, value in rows:
         for column in value or {}:
@@ -83,7 +106,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m streams.peek", description=__doc__)
     parser.add_argument("-n", "--rows", type=int, default=5, help="rows per topic (default 5)")
     parser.add_argument(
-        "topics", nargs="*", default=OUTPUTS, help="topics to show (default: topics 4-8)"
+        "topics",
+        nargs="*",
+        default=OUTPUTS,
+        help="topics to show (default: topics 4-8); the dead-letter topic "
+        f"({topics.DEAD_LETTER}) shows each record's reason, stage and origin",
     )
     parser.add_argument(
         "--bootstrap-servers",

@@ -51,3 +51,41 @@ def test_latest_rows_across_partitions_skip_aborted(kafka: str, make_topic) -> N
     console.print(peek.render(topic, records))
     text = console.export_text()
     assert "k9" in text and "(tombstone)" in text and "aborted" not in text
+
+
+def test_dead_letters_show_their_reason_stage_and_origin(kafka: str, make_topic) -> None:
+    topic = make_topic("peek-letters", partitions=1)
+    producer = Producer({"bootstrap.servers": kafka})
+    headers = [
+        ("error", b"value is not JSON: unexpected character"),
+        ("error.type", b"MalformedJson"),
+        ("source.topic", b"topic1_PageView"),
+        ("source.partition", b"3"),
+        ("source.offset", b"42"),
+        ("processor", b"streams.windows"),
+        ("stage", b"validate"),
+    ]
+    producer.produce(topic, key=b"s9", value=b"\xff{bad", headers=headers, timestamp=1_000)
+    assert producer.flush(30) == 0
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka,
+            "group.id": f"peek-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        records = peek.latest(consumer, topic, 5)
+    finally:
+        consumer.close()
+    console = Console(width=250, record=True)
+    console.print(peek.render(topic, records))
+    text = console.export_text()
+    for shown in (
+        "MalformedJson",
+        "value is not JSON",
+        "validate",
+        "topic1_PageView[3]@42",
+        "{bad",
+    ):
+        assert shown in text, text
