@@ -15,6 +15,21 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+#: The environment variables naming every topic of the pipeline (src/pipeline/topics.py): a test
+#: that runs the whole pipeline sets each to a name of its own.
+TOPIC_VARIABLES = (
+    "TOPIC_PAGEVIEWS",
+    "TOPIC_USER_SESSIONS",
+    "TOPIC_USERS",
+    "TOPIC_CLEANED_USERS",
+    "TOPIC_PAGEVIEWS_BY_COUNTRY",
+    "TOPIC_TUMBLING",
+    "TOPIC_HOPPING",
+    "TOPIC_SESSION",
+    "TOPIC_DEAD_LETTER",
+    "TOPIC_LATE",
+)
+
 
 def read_all(kafka: str, topic: str, expected: int, timeout: float = 180.0) -> list:
     """Committed records of ``topic``: once ``expected`` arrived, until 3 s pass with no more."""

@@ -26,22 +26,11 @@ from confluent_kafka.admin import AdminClient
 
 from pipeline.settings import MySQLSettings, PinotSettings
 from producers.mysql import connect
+from tests.integration.apps import TOPIC_VARIABLES
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-TOPIC_VARIABLES = (
-    "TOPIC_PAGEVIEWS",
-    "TOPIC_USER_SESSIONS",
-    "TOPIC_USERS",
-    "TOPIC_CLEANED_USERS",
-    "TOPIC_PAGEVIEWS_BY_COUNTRY",
-    "TOPIC_TUMBLING",
-    "TOPIC_HOPPING",
-    "TOPIC_SESSION",
-    "TOPIC_DEAD_LETTER",
-    "TOPIC_LATE",
-)
 TABLE_KINDS = ("country", "tumbling", "hopping", "session")
 
 

@@ -24,22 +24,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipeline.settings import SchemaRegistrySettings
 from producers.users_source import SCHEMA
-from tests.integration.apps import StreamsApp
+from tests.integration.apps import TOPIC_VARIABLES, StreamsApp
 
 pytestmark = pytest.mark.integration
 
 T0 = 1_700_000_100_000  # a multiple of 5 minutes, in 2023
-TOPICS = (
-    "TOPIC_PAGEVIEWS",
-    "TOPIC_USERS",
-    "TOPIC_CLEANED_USERS",
-    "TOPIC_PAGEVIEWS_BY_COUNTRY",
-    "TOPIC_TUMBLING",
-    "TOPIC_HOPPING",
-    "TOPIC_SESSION",
-    "TOPIC_LATE",
-    "TOPIC_DEAD_LETTER",
-)
 
 
 class Pipeline:
@@ -120,7 +109,7 @@ def view_bytes(body: dict, ts: int | str) -> bytes:
 @pytest.fixture(scope="module")
 def pipeline(kafka: str, schema_registry_url: str, tmp_path_factory) -> Iterator[Pipeline]:
     suffix = uuid.uuid4().hex[:8]
-    topics = {var: f"test-poison-{var[6:].lower()}-{suffix}" for var in TOPICS}
+    topics = {var: f"test-poison-{var[6:].lower()}-{suffix}" for var in TOPIC_VARIABLES}
     admin = AdminClient({"bootstrap.servers": kafka})
     futures = admin.create_topics(
         [NewTopic(t, 5, 1, config={"retention.ms": "-1"}) for t in topics.values()]

@@ -14,11 +14,10 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import pymysql
 import pytest
 
 from pipeline.settings import STACK_HOME, MySQLSettings, PinotSettings
-from producers.mysql import ensure_table
+from producers.mysql import connect, ensure_table
 from stack.services import MYSQL, SERVICES
 from tests.conftest import IN_CI
 
@@ -177,14 +176,7 @@ DEMO_PRIVILEGES = {
 def test_demo_user_has_only_the_producers_privileges_and_only_on_its_database(
     stack_processes: dict[int, str], mysql: MySQLSettings
 ) -> None:
-    conn = pymysql.connect(
-        host=mysql.host,
-        port=mysql.port,
-        user=mysql.user,
-        password=mysql.password,
-        database=mysql.database,
-        autocommit=True,
-    )
+    conn = connect()  # the producers' own connection: their user, password and database
     try:
         with conn.cursor() as cur:
             cur.execute("SHOW GRANTS")
