@@ -46,7 +46,7 @@ from pipeline import topics as topic_names
 from pipeline.settings import env, env_int
 from streams.app import add_app_arguments, create_app, run
 from streams.deadletter import RateLimitedLog, Rejected, dead_letter_topic, split_rejected
-from streams.pageviews import parse_pageview
+from streams.pageviews import MAX_TEXT_CHARS, parse_pageview
 from streams.windowing import DEFAULT_CACHE_MS, EMIT_MODES, Aggregate, WindowEngine, WindowSpec
 from streams.windows import MINUTE_MS, late_log, window_outputs
 
@@ -127,6 +127,11 @@ def parse_user(value: bytes | None, key: str | None) -> dict[str, Any] | Rejecte
     country, age = row.get("country"), row.get("age")
     if country is not None and not isinstance(country, str):
         return Rejected(f"country must be a string or null, got {repr(country)[:100]}", "BadField")
+    if country is not None and len(country) > MAX_TEXT_CHARS:
+        # It becomes the join's state and the key of the country windows.
+        return Rejected(
+            f"country is {len(country)} characters long, more than {MAX_TEXT_CHARS}", "BadField"
+        )
     if age is not None and (not isinstance(age, int | float) or isinstance(age, bool)):
         return Rejected(f"age must be a number or null, got {repr(age)[:100]}", "BadField")
     return row

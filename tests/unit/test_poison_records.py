@@ -140,6 +140,7 @@ def test_a_corrupt_avro_user_is_dead_lettered_and_the_table_goes_on(all_three, b
         (b"3", b"[1, 2]", b"WrongShape"),
         (b"3", b'{"country": 5}', b"BadField"),
         (b"3", b'{"country": "FR", "age": "old"}', b"BadField"),
+        (b"3", b'{"country": "' + b"F" * 1025 + b'"}', b"BadField"),
     ],
 )
 def test_a_bad_cleaned_user_is_dead_lettered_by_the_join(all_three, key, value, error_type):
