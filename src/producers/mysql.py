@@ -5,6 +5,12 @@ Beyond the original's columns, two additions make the table a source of a true K
 source pick up updated rows, not only new ones, as the JDBC connector's
 timestamp+incrementing mode does; and a trigger logs deletions into ``<table>_deleted``, so a
 deleted user becomes a tombstone (a polling source cannot see a row that is gone).
+
+Every connection has timeouts, so that a server that stops answering (hung, or cut off
+without a reset) is an error instead of a wait forever, PyMySQL's default for reads and
+writes: ``MYSQL_CONNECT_TIMEOUT_S`` (10) to connect and log in, ``MYSQL_READ_TIMEOUT_S`` (60)
+and ``MYSQL_WRITE_TIMEOUT_S`` (60) per socket read and write. A timeout raises
+``pymysql.err.OperationalError``, as a lost connection does.
 """
 
 from __future__ import annotations
@@ -28,6 +34,18 @@ def table_name(name: str) -> str:
     return name
 
 
+def _seconds(name: str, default: float) -> float:
+    raw = env(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        pass
+    else:
+        if value > 0:
+            return value
+    raise ValueError(f"environment variable {name}={raw!r} is not a positive number")
+
+
 def connect() -> pymysql.connections.Connection:
     settings = MySQLSettings.from_env()
     return pymysql.connect(
@@ -37,6 +55,11 @@ def connect() -> pymysql.connections.Connection:
         password=settings.password,
         database=settings.database,
         autocommit=True,
+        connect_timeout=_seconds("MYSQL_CONNECT_TIMEOUT_S", 10),
+        # Per socket read or write, not per query: far above what any statement here waits
+        # for one (batch reads, multi-row inserts), far below forever.
+        read_timeout=_seconds("MYSQL_READ_TIMEOUT_S", 60),
+        write_timeout=_seconds("MYSQL_WRITE_TIMEOUT_S", 60),
     )
 
 

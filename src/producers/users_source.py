@@ -15,23 +15,34 @@ again; after a commit it is never sent again: each row change exactly once.
 Rows are read up to ``now - --lag-ms`` only: a MySQL transaction still in flight may commit a
 row with an earlier ``updated_at`` than rows already read; the lag gives it time to land, as
 the JDBC connector's ``timestamp.delay.interval.ms`` does.
+
+MySQL or the Schema Registry restarting is not fatal: a lost connection (or a registry that
+does not answer) is retried with a growing pause, each retry logged, for up to
+``--reconnect-timeout`` seconds, after which the process exits with an error for its
+supervisor. Both are used before a batch's Kafka transaction begins and the position only
+moves on a commit, so a retried read can neither skip nor repeat a change.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+import pymysql
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from pipeline import topics as topic_names
+from pipeline.retry import T, Unreachable, registry_unreachable, retry_unreachable
 from pipeline.settings import KafkaSettings, SchemaRegistrySettings, env, env_int
 from producers.kafka import CheckedProducer
 from producers.mysql import DEFAULT_TABLE, connect, ensure_table, table_name
@@ -39,6 +50,7 @@ from producers.mysql import DEFAULT_TABLE, connect, ensure_table, table_name
 logger = logging.getLogger("producers.users_source")
 
 POSITION_HEADER = "source.position"
+RECONNECT_SETTING = "--reconnect-timeout / USERS_SOURCE_RECONNECT_S"
 SCHEMA = json.dumps(
     {
         "type": "record",
@@ -75,44 +87,90 @@ class Position:
         return self.updated_at, self.user_id, self.deleted_id
 
 
+#: Offsets read back from a partition's end at first when looking for the resume point; the
+#: window doubles until it holds a committed record with a position.
+TAIL_WINDOW = 1024
+#: A tail read that gets no record nor end of partition for this long is an error, not a hang.
+TAIL_IDLE_S = 30.0
+
+
 def committed_position(topic: str) -> Position:
-    """The highest position in the committed tail of ``topic`` (the start if none)."""
+    """The position after the last committed batch in ``topic`` (the start if none).
+
+    Positions grow from record to record, so the last committed record with a position of
+    each partition holds that partition's highest, and the highest of those is where the last
+    committed batch ended. That record is not always among a partition's last offsets: each
+    source killed mid-batch leaves up to ``--batch`` aborted records there (read_committed
+    skips them) and transaction markers take an offset each, so each partition is read back
+    from its end in doubling windows until one holds a positioned record, or the partition's
+    start is reached.
+    """
     consumer = Consumer(
         {
             "bootstrap.servers": KafkaSettings.from_env().bootstrap_servers,
             "group.id": f"users-source-resume-{uuid.uuid4().hex[:8]}",
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
+            # The end of a read_committed partition (its last stable offset) must be seen:
+            # aborted records and markers at the end are never delivered.
+            "enable.partition.eof": True,
         }
     )
     best = Position()
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         for partition in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-            if high <= low:
-                continue
-            # Transaction markers take offsets too: the last few hundred hold the last batch's
-            # records of this partition.
-            start = max(low, high - 500)
-            consumer.assign([TopicPartition(topic, partition, start)])
-            while True:
-                messages = consumer.consume(500, timeout=2.0)
-                if not messages:
+            tp = TopicPartition(topic, partition)
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            end, window = high, TAIL_WINDOW
+            while end > low:
+                start = max(low, end - window)
+                found = _highest_position(consumer, tp, start, end)
+                if found is not None:
+                    best = max(best, found, key=Position.key)
                     break
-                for message in messages:
-                    if message.error():
-                        continue
-                    raw = dict(message.headers() or []).get(POSITION_HEADER)
-                    if raw is not None:
-                        position = Position.decode(raw)
-                        if position.key() > best.key():
-                            best = position
-                if messages[-1].offset() >= high - 1:
-                    break
+                end, window = start, window * 2
     finally:
         consumer.close()
     return best
+
+
+def _highest_position(
+    consumer: Consumer, tp: TopicPartition, start: int, end: int
+) -> Position | None:
+    """The highest position among the committed records at offsets [start, end) of ``tp``."""
+    consumer.assign([TopicPartition(tp.topic, tp.partition, start)])
+    best: Position | None = None
+    idle_since = time.monotonic()
+    while True:
+        messages = consumer.consume(1000, timeout=1.0)
+        if messages:
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since > TAIL_IDLE_S:
+            raise RuntimeError(
+                f"reading {tp.topic}[{tp.partition}] from offset {start}: no record and no "
+                f"end of partition for {TAIL_IDLE_S:.0f} s"
+            )
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    return best
+                if error.fatal():
+                    raise KafkaException(error)
+                continue  # transient (a broker connection): librdkafka retries on its own
+            if message.offset() >= end:
+                return best  # the window after this one, already read
+            raw = dict(message.headers() or []).get(POSITION_HEADER)
+            if raw is not None:
+                position = Position.decode(raw)
+                if best is None or position.key() > best.key():
+                    best = position
+
+
+def _mysql_lost(exc: Exception) -> bool:
+    """A lost or refused connection, a timeout or a server shutting down (not bad SQL)."""
+    return isinstance(exc, pymysql.err.OperationalError | pymysql.err.InterfaceError)
 
 
 def _epoch_ms(value: datetime) -> int:
@@ -120,15 +178,14 @@ def _epoch_ms(value: datetime) -> int:
 
 
 class UsersSource:
-    def __init__(self, table: str, topic: str, batch: int, lag_ms: int) -> None:
+    def __init__(self, table: str, topic: str, batch: int, lag_ms: int, reconnect_s: float) -> None:
         self.table = table_name(table)
         self.topic = topic
         self.batch = batch
         self.lag_ms = lag_ms
-        self.conn = connect()
-        with self.conn.cursor() as cur:
-            cur.execute("SET time_zone = '+00:00'")  # updated_at read and compared in UTC
-        ensure_table(self.conn, self.table)
+        self.reconnect_s = reconnect_s
+        self.conn: pymysql.connections.Connection | None = None
+        self._mysql(lambda conn: ensure_table(conn, self.table))
         registry = SchemaRegistrySettings.from_env().client()
         self.serialize = AvroSerializer(registry, SCHEMA)
         self.ctx = SerializationContext(topic, MessageField.VALUE)
@@ -144,9 +201,33 @@ class UsersSource:
         self.position = committed_position(topic)
         logger.info("resuming after %s", self.position)
 
-    def _changes(self) -> tuple[list[tuple], list[tuple]]:
+    def _connection(self) -> pymysql.connections.Connection:
+        if self.conn is None:
+            conn = connect()
+            with conn.cursor() as cur:
+                cur.execute("SET time_zone = '+00:00'")  # updated_at read and compared in UTC
+            self.conn = conn
+        return self.conn
+
+    def _mysql(self, work: Callable[[pymysql.connections.Connection], T]) -> T:
+        """``work(connection)`` on a live connection: a lost one is dropped and made again."""
+
+        def attempt() -> T:
+            try:
+                return work(self._connection())
+            except Exception as exc:
+                if _mysql_lost(exc) and self.conn is not None:
+                    # Already closed by PyMySQL after most losses; closing again is harmless.
+                    with contextlib.suppress(pymysql.err.Error, OSError):
+                        self.conn.close()
+                    self.conn = None
+                raise
+
+        return retry_unreachable("MySQL", attempt, _mysql_lost, self.reconnect_s, RECONNECT_SETTING)
+
+    def _changes(self, conn: pymysql.connections.Connection) -> tuple[list[tuple], list[tuple]]:
         p = self.position
-        with self.conn.cursor() as cur:
+        with conn.cursor() as cur:
             cur.execute(
                 f"SELECT user_id, age, gender, country, subscription, updated_at "
                 f"FROM `{self.table}` WHERE (updated_at, user_id) > (%s, %s) "
@@ -163,12 +244,11 @@ class UsersSource:
             deletions = list(cur.fetchall())
         return rows, deletions
 
-    def poll_once(self) -> int:
-        """Send one batch of changes in one transaction; return how many records."""
-        rows, deletions = self._changes()
-        if not rows and not deletions:
-            return 0
-        self.kafka.producer.begin_transaction()
+    def _records(
+        self, rows: list[tuple], deletions: list[tuple]
+    ) -> list[tuple[str, bytes | None, int, Position]]:
+        """(key, value, timestamp, position after it) of each change, values serialized."""
+        changes: list[tuple[str, dict[str, Any] | None, int, Position]] = []
         position = self.position
         for user_id, age, gender, country, subscription, updated_at in rows:
             position = Position(
@@ -181,27 +261,46 @@ class UsersSource:
                 "country": country,
                 "subscription": subscription,
             }
-            self.kafka.produce(
-                self.topic,
-                str(user_id),
-                self.serialize(value, self.ctx),
-                timestamp=_epoch_ms(updated_at),
-                headers=[(POSITION_HEADER, position.encode())],
-            )
+            changes.append((str(user_id), value, _epoch_ms(updated_at), position))
         for deleted_id, user_id, deleted_at in deletions:
             position = Position(position.updated_at, position.user_id, deleted_id)
+            changes.append((str(user_id), None, _epoch_ms(deleted_at), position))
+        # The registry is asked once (registering the schema) and the answer cached: only a
+        # source started while it is down waits here.
+        values = retry_unreachable(
+            "Schema Registry",
+            lambda: [None if v is None else self.serialize(v, self.ctx) for _, v, _, _ in changes],
+            registry_unreachable,
+            self.reconnect_s,
+            RECONNECT_SETTING,
+        )
+        return [
+            (key, value, ts, position)
+            for (key, _, ts, position), value in zip(changes, values, strict=True)
+        ]
+
+    def poll_once(self) -> int:
+        """Send one batch of changes in one transaction; return how many records."""
+        rows, deletions = self._mysql(self._changes)
+        if not rows and not deletions:
+            return 0
+        # Everything that may wait on MySQL or the registry is done: the transaction only
+        # ever holds a whole batch.
+        records = self._records(rows, deletions)
+        self.kafka.producer.begin_transaction()
+        for key, value, timestamp, position in records:
             self.kafka.produce(
                 self.topic,
-                str(user_id),
-                None,
-                timestamp=_epoch_ms(deleted_at),
+                key,
+                value,
+                timestamp=timestamp,
                 headers=[(POSITION_HEADER, position.encode())],
             )
         self.kafka.producer.flush(60)
         self.kafka.check()
         self.kafka.producer.commit_transaction(60)
-        self.position = position
-        return len(rows) + len(deletions)
+        self.position = records[-1][3]
+        return len(records)
 
     def run(self, once: bool, interval: float) -> int:
         total = 0
@@ -246,14 +345,27 @@ def main(argv: list[str] | None = None) -> None:
         "transactions in flight cannot be skipped (env USERS_SOURCE_LAG_MS)",
     )
     parser.add_argument(
+        "--reconnect-timeout",
+        type=float,
+        default=float(env("USERS_SOURCE_RECONNECT_S", "120")),
+        help="seconds MySQL or the Schema Registry may stay unreachable (retried meanwhile) "
+        "before the source exits with an error (env USERS_SOURCE_RECONNECT_S; default 120)",
+    )
+    parser.add_argument(
         "--table", default=DEFAULT_TABLE, help="MySQL table (env USERS_TABLE; default Users)"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=env("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    source = UsersSource(args.table, topic_names.USERS, args.batch, args.lag_ms)
-    total = source.run(args.once, args.poll_interval)
+    try:
+        source = UsersSource(
+            args.table, topic_names.USERS, args.batch, args.lag_ms, args.reconnect_timeout
+        )
+        total = source.run(args.once, args.poll_interval)
+    except Unreachable as exc:
+        logger.error("giving up: %s", exc)
+        raise SystemExit(1) from None
     logger.info("done: %d change(s) sent", total)
 
 

@@ -38,7 +38,8 @@ from quixstreams.models.serializers import JSONSerializer
 from quixstreams.models.serializers.base import SerializationContext as QuixContext
 
 from pipeline import topics as topic_names
-from pipeline.settings import SchemaRegistrySettings
+from pipeline.retry import registry_unreachable, retry_unreachable
+from pipeline.settings import SchemaRegistrySettings, env
 from streams.app import add_app_arguments, create_app, run
 from streams.deadletter import RateLimitedLog, Rejected, dead_letter_topic, split_rejected
 
@@ -60,9 +61,11 @@ DELETED = Deleted()
 
 @dataclass(frozen=True)
 class UsersConfig:
-    """``registry`` decodes topic3's Avro; None means the registry of SCHEMA_REGISTRY_URL."""
+    """``registry`` decodes topic3's Avro; None means the registry of SCHEMA_REGISTRY_URL.
+    An unreachable registry is retried for ``registry_retry_s`` before the app stops."""
 
     registry: SchemaRegistryClient | None = field(default=None, compare=False)
+    registry_retry_s: float = float(env("SCHEMA_REGISTRY_RETRY_S", "60"))
 
     def deserializer(self) -> AvroDeserializer:
         registry = self.registry or SchemaRegistrySettings.from_env().client()
@@ -70,12 +73,15 @@ class UsersConfig:
 
 
 def avro_parser(
-    deserializer: Callable[[bytes, SerializationContext], Any], topic: str
+    deserializer: Callable[[bytes, SerializationContext], Any],
+    topic: str,
+    registry_retry_s: float = 60.0,
 ) -> Callable[[bytes | None, bytes | None], dict[str, Any] | Deleted | Rejected]:
     """A ``parse(value, key)`` for topic3: the user row, :data:`DELETED`, or why it is rejected.
 
-    An unreachable registry is not the record's fault: that error propagates (the app stops
-    and restarts from its last commit) instead of dead-lettering good records.
+    An unreachable registry is not the record's fault: it is retried for ``registry_retry_s``,
+    then the error propagates (the app stops and restarts from its last commit) instead of
+    dead-lettering good records.
     """
     ctx = SerializationContext(topic, MessageField.VALUE)
 
@@ -89,7 +95,13 @@ def avro_parser(
         if value is None:
             return DELETED
         try:
-            row = deserializer(value, ctx)
+            row = retry_unreachable(
+                "Schema Registry",
+                lambda: deserializer(value, ctx),
+                registry_unreachable,
+                registry_retry_s,
+                "SCHEMA_REGISTRY_RETRY_S",
+            )
         except SchemaRegistryError as exc:
             if exc.http_status_code != 404:
                 raise
@@ -183,7 +195,10 @@ class UsersTopics:
 def build(sdf: StreamingDataFrame, config: UsersConfig, topics: UsersTopics) -> StreamingDataFrame:
     """Validate topic3's records and keep the table of users with no NULL column."""
     rows = split_rejected(
-        sdf, avro_parser(config.deserializer(), topics.users.name), topics.dead_letter, PROCESSOR
+        sdf,
+        avro_parser(config.deserializer(), topics.users.name, config.registry_retry_s),
+        topics.dead_letter,
+        PROCESSOR,
     )
     out = rows.apply(table_filter, stateful=True, metadata=True)
     out = out.filter(lambda value: value is not SKIP)

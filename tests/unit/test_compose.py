@@ -60,6 +60,8 @@ SAFE_DEFAULTS = {
     "EVENT_TIME_*": "sanity bounds for event timestamps",
     "MYSQL_PASSWORD_FILE": "alternative to MYSQL_PASSWORD, which compose sets",
     "SCHEMA_REGISTRY_TIMEOUT_S": "seconds per registry request (10)",
+    "SCHEMA_REGISTRY_RETRY_S": "how long streams.users waits out an unreachable registry (60 s)",
+    "MYSQL_*_TIMEOUT_S": "MySQL client timeouts: connect 10 s, each read or write 60 s",
 }
 
 _INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|\$\$")

@@ -9,14 +9,16 @@ the real registry.
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from pipeline.retry import Unreachable
 from producers.users_source import SCHEMA
 from streams.testing import TestDriver
-from streams.users import UsersConfig, setup
+from streams.users import UsersConfig, avro_parser, setup
 
 USERS, CLEANED, DLQ = "topic3_Users", "topic4", "pageview_streams_dead_letter"
 
@@ -134,3 +136,30 @@ def test_a_key_that_is_not_the_rows_user_id_is_rejected(users):
     [dead] = users.driver.read(DLQ)
     assert dict(dead.headers)["error"] == b"key '2' is not the row's user_id 3"
     assert users.table() == []
+
+
+def test_an_unreachable_registry_is_waited_out_then_stops_the_app():
+    """Not the record's fault: never a dead letter; retried, then an error that stops the app."""
+    calls = []
+
+    def flaky(value: bytes, _ctx: object) -> dict:
+        calls.append(value)
+        if len(calls) < 3:
+            raise httpx.ConnectError("connection refused")
+        return {"user_id": 1, "age": 3, "gender": "F", "country": "FR", "subscription": "Gold"}
+
+    parse = avro_parser(flaky, "topic3_Users", registry_retry_s=5)
+    assert parse(b"avro", b"1") == {
+        "user_id": 1,
+        "age": 3,
+        "gender": "F",
+        "country": "FR",
+        "subscription": "Gold",
+    }
+    assert len(calls) == 3
+
+    def down(_value: bytes, _ctx: object) -> dict:
+        raise httpx.ConnectError("connection refused")
+
+    with pytest.raises(Unreachable, match=r"Schema Registry unreachable .*SCHEMA_REGISTRY_RETRY_S"):
+        avro_parser(down, "topic3_Users", registry_retry_s=0.05)(b"avro", b"1")
