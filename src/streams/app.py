@@ -16,6 +16,7 @@ import os
 from quixstreams import Application
 
 from pipeline.settings import KafkaSettings, env, librdkafka_properties
+from streams import quix
 from streams.repartition import RepartitionPurger
 
 GUARANTEES = ("exactly-once", "at-least-once")
@@ -74,6 +75,7 @@ def create_app(args: argparse.Namespace) -> Application:
         level=os.environ.get("LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    quix.check_version()
     return Application(
         broker_address=KafkaSettings.from_env().bootstrap_servers,
         consumer_group=args.consumer_group,

@@ -43,6 +43,7 @@ from quixstreams.models.serializers import SerializationError
 
 from pipeline import topics as topic_names
 from pipeline.settings import env_int
+from streams import quix
 
 logger = logging.getLogger("streams.deadletter")
 
@@ -142,9 +143,10 @@ def dead_letter_topic(app: Application, processor: str) -> Topic:
     dead-letters a failed record as it does a rejected one.
     """
     topic = app.topic(topic_names.DEAD_LETTER, key_serializer="bytes", value_serializer="bytes")
-    handler = app._on_processing_error
+    handler = quix.processing_error_handler(app)
     if not isinstance(handler, ProcessingErrors):
-        handler = app._on_processing_error = ProcessingErrors(app, topic)
+        handler = ProcessingErrors(app, topic)
+        quix.set_processing_error_handler(app, handler)
     handler.add_processor(processor)
     return topic
 
@@ -285,7 +287,5 @@ class ProcessingErrors:
             ctx.partition,
             ctx.offset,
         )
-        letter_row = Row(value, key, row.timestamp, ctx, headers)
-        producer = self._app._processing_context.producer
-        producer.produce_row(letter_row, self._topic, key=key, timestamp=row.timestamp)
+        quix.produce(self._app, self._topic, value, key, row.timestamp, ctx, headers)
         return True

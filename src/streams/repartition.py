@@ -15,10 +15,8 @@ purge never loses data and the topics stay small.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import threading
-from concurrent.futures import Future
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import (
@@ -28,6 +26,8 @@ from confluent_kafka.admin import (
     ConfigResource,
     ResourceType,
 )
+
+from streams import quix
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class RepartitionPurger:
         if not due:
             return 0
         deleted = 0
-        for tp, future in delete_records(self._admin, due).items():
+        for tp, future in quix.delete_records(self._admin, due).items():
             future.result(timeout=30)
             key = (tp.topic, tp.partition)
             deleted += tp.offset - self._purged.get(key, 0)
@@ -127,18 +127,3 @@ class RepartitionPurger:
             else:
                 if deleted:
                     log.debug("purged %d processed repartition records", deleted)
-
-
-def delete_records(
-    admin: AdminClient, offsets: list[TopicPartition]
-) -> dict[TopicPartition, Future]:
-    """``admin.delete_records(offsets)``, safe on the pinned confluent-kafka.
-
-    Up to 2.12 (quixstreams 3.28.1 requires < 2.13) the C extension releases a reference to the
-    list it is given that it never took (confluent-kafka-python #2275, fixed by #2328): the list
-    is freed while still referenced and the process crashes later, at random. Seen here as a
-    SIGSEGV of streams.country minutes into a benchmark. Taking that reference on the
-    extension's behalf keeps the count right; drop this once the pin moves past the fix.
-    """
-    ctypes.pythonapi.Py_IncRef(ctypes.py_object(offsets))
-    return admin.delete_records(offsets)

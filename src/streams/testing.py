@@ -34,9 +34,9 @@ running Quix consumer applies across topics merged with ``concat`` (here pipe or
 processing order, which is what a test wants to control; pipe in timestamp order to see what
 production does with buffered topics).
 
-All coupling to Quix Streams' internals (topic metadata lookup, the producer, store assignment,
-the composed topology, the message context, checkpoints) lives in this module and is written
-against quixstreams 3.28.1, the version ``pyproject.toml`` pins.
+What the driver needs of Quix Streams' internals (topic metadata lookup, the producer, store
+assignment, the composed topology, checkpoints) is :class:`streams.quix.DriverHooks`, checked
+for the pinned version by ``tests/unit/test_quix_contract.py``.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ from quixstreams.models import Topic, TopicConfig
 from quixstreams.models.serializers import JSONSerializer, StringSerializer
 
 from pipeline.partitioning import partition_for
+from streams import quix
 
 Headers = list[tuple[str, bytes]]
 logger = logging.getLogger("streams.testing")
@@ -167,29 +168,22 @@ class TestDriver:
         self._state_dir = (
             Path(tempfile.mkdtemp(prefix="streams-testing-")) if state_dir is None else state_dir
         )
+        quix.check_version()
         self._app = Application(
             broker_address="127.0.0.1:1",  # never contacted
             consumer_group=consumer_group,
             state_dir=str(self._state_dir),
             use_changelog_topics=False,
         )
-        # app.topic() asks the broker for each topic's metadata: answer for it.
-        self._app._topic_manager._fetch_topic = self._fetch_topic
+        self._hooks = quix.DriverHooks(self._app)
+        self._hooks.answer_topic_metadata(self._fetch_topic)
         self._topics: dict[str, Topic] = {}
         setup(self._app)
-        registry = self._app._dataframe_registry
-        self._composed = registry.compose_all()
-        for topic in registry.consumer_topics:
+        self._composed, consumed = self._hooks.compose()
+        for topic in consumed:
             self._topics[topic.name] = topic
-        context = self._app._processing_context
-        context.producer.produce_row = self._capture
-        state = self._app._state_manager
-        for stream_id in list(state.stores):
-            for partition in range(partitions):
-                state.on_partition_assign(
-                    stream_id=stream_id, partition=partition, committed_offsets={}
-                )
-        context.init_checkpoint()
+        self._hooks.capture_produced(self._capture)
+        self._hooks.assign_all(partitions)
         self._offsets: dict[tuple[str, int], int] = {}
         self._outputs: list[Record] = []
         self._pending: deque[
@@ -259,7 +253,7 @@ class TestDriver:
     def tick(self) -> None:
         """Run the app's periodic tasks once, as its run loop does between records (the
         punctuation of wall-clock work), and process all they produce to completion."""
-        self._app._dataframe_registry.run_periodic_tasks()
+        self._hooks.run_periodic_tasks()
         self._drain()
 
     def read(self, topic: str) -> list[Record]:
@@ -276,14 +270,10 @@ class TestDriver:
     def commit(self) -> None:
         """Do to the state what a checkpoint commit does: flush each store transaction to
         RocksDB and start new ones (so later reads come from the store, not a cache)."""
-        context = self._app._processing_context
-        for transaction in context.checkpoint._store_transactions.values():
-            transaction.prepare(processed_offsets={})
-            transaction.flush()
-        context.init_checkpoint()
+        self._hooks.commit_state()
 
     def close(self) -> None:
-        self._app._state_manager.close()
+        self._hooks.close_state()
         if self._own_dir:
             shutil.rmtree(self._state_dir, ignore_errors=True)
 
@@ -319,7 +309,7 @@ class TestDriver:
                     )
                 except Exception as exc:
                     # As Quix's run loop: the app's handler may suppress it (a dead letter).
-                    if not self._app._on_processing_error(exc, row, logger):
+                    if not quix.processing_error_handler(self._app)(exc, row, logger):
                         raise
 
     def _is_internal(self, topic: Topic) -> bool:

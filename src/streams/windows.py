@@ -22,13 +22,12 @@ from typing import Any
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic
-from quixstreams.models.messagecontext import MessageContext
-from quixstreams.models.rows import Row
 from quixstreams.state.base.state import State
 from quixstreams.state.base.transaction import PartitionTransaction
 
 from pipeline import topics as topic_names
 from pipeline.settings import env, env_int
+from streams import quix
 from streams.app import add_app_arguments, create_app, run
 from streams.deadletter import RateLimitedLog, dead_letter_topic, split_rejected
 from streams.pageviews import parse_pageview
@@ -155,22 +154,12 @@ def cached_state(transaction: PartitionTransaction) -> CachedState:
     before Quix prepares it for commit (changelog, then RocksDB): what is committed is exactly
     what per-record writes would have committed. The cache lives and dies with its transaction
     (each checkpoint, rebalance or abort starts a new one), so it can neither outlive its state
-    nor be dropped while the transaction is live: an earlier version kept caches in a bounded
-    dict and, once it was full, lost a live transaction's cached updates (measured: one commit
-    interval of counts missing in topic6). This and :class:`CacheFlusher` hold the module's
-    Quix-internal coupling (a key state's ``_transaction``, wrapping its ``prepare``, the
-    checkpoint's transactions, periodic tasks); quixstreams is pinned to 3.28.1.
+    nor be dropped while the transaction is live.
     """
     cached: CachedState | None = getattr(transaction, _CACHE_ATTRIBUTE, None)
     if cached is None:
         cached = CachedState(transaction.as_state(prefix="windows"))
-        prepare = transaction.prepare
-
-        def flush_then_prepare(*args: Any, **kwargs: Any) -> Any:
-            cached.flush()
-            return prepare(*args, **kwargs)
-
-        transaction.prepare = flush_then_prepare
+        quix.before_prepare(transaction, cached.flush)
         setattr(transaction, _CACHE_ATTRIBUTE, cached)
     return cached
 
@@ -234,7 +223,7 @@ def window_step(
         # output topic, and Quix's per-stage cost per output record dominates under EMIT
         # CHANGES (8 outputs per page view).
         out, late = engine.records(
-            cached_state(state._transaction), key, view, timestamp, group_column, zero
+            cached_state(quix.key_transaction(state)), key, view, timestamp, group_column, zero
         )
         for index, reason in late:
             on_late(key, timestamp, reason)
@@ -282,23 +271,15 @@ class CacheFlusher:
         if now < self._next:
             return
         self._next = now + self._check_s
-        context = self._sdf.processing_context
-        manager = context.state_manager
-        if manager.recovery_required:
-            return  # state is not what was committed until recovery ends
-        stream_id = self._sdf.stream_id
-        for partition in sorted(manager.get_store(stream_id=stream_id).partitions):
-            transaction = context.checkpoint.get_store_transaction(stream_id, partition)
+        for partition, transaction in quix.partition_transactions(self._sdf):
             state = cached_state(transaction)
             records = self._engine.flush_due(state, self._group_column, self._zero)
             if not records:
                 continue
-            origin = MessageContext(self._sdf.topics[0].name, partition, -1, 0)
+            origin = quix.origin(self._sdf.topics[0].name, partition)
             for record in records:
-                row = Row(record, record.key, record.timestamp, origin, [])
-                context.producer.produce_row(
-                    row, self._routes[record.route], key=record.key, timestamp=record.timestamp
-                )
+                topic = self._routes[record.route]
+                quix.produce(self._sdf, topic, record, record.key, record.timestamp, origin)
             # Written now, not at prepare: a checkpoint with no input offsets commits only
             # if a store transaction has changed, and otherwise aborts, dropping these records.
             state.flush()
@@ -329,7 +310,7 @@ def window_outputs(
     )
     if engine.cached:
         flusher = CacheFlusher(grouped, engine, routes, group_column, zero)
-        grouped._registry.register_periodic_task(flusher.tick)
+        quix.register_periodic_task(grouped, flusher.tick)
     outputs = outputs.set_timestamp(lambda out, _key, _ts, _headers: out.timestamp)
     # Window records are not any one input's: do not pass its headers on.
     outputs = outputs.set_headers(lambda _value, _key, _ts, _headers: [])

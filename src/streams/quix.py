@@ -1,0 +1,220 @@
+"""Every use of Quix Streams' internals, in one place, for the version tested.
+
+Quix Streams' public API has no way to do a few things the processors and the test driver need.
+Each is a hook into a private attribute or a constructor Quix does not document; all of them
+are here, so that moving to another Quix version means reading one module and running one test
+file (``tests/unit/test_quix_contract.py``: a test per hook stating what is relied on, failing
+with a readable message on a version that breaks it). The apps refuse to start on any other
+version than :data:`TESTED_VERSION` (:func:`check_version`).
+
+Hooks:
+
+1. :func:`key_transaction`: a key-scoped ``State`` handed to a stateful step is a view on its
+   partition's transaction (``state._transaction``); the window engine needs partition scope
+   (stream time is per partition), so it takes the transaction itself.
+2. :func:`before_prepare`: run a function just before a store transaction is prepared for
+   commit (wraps ``transaction.prepare``), where cached window state is written once.
+3. :func:`partition_transactions`: the open checkpoint's store transaction of each assigned
+   partition of a dataframe's store (``processing_context.checkpoint``, ``state_manager``), for
+   work done on the clock rather than per record (the ``--emit cached`` flush).
+4. :func:`register_periodic_task`: a function the run loop calls between records, on the
+   processing thread (``sdf._registry.register_periodic_task``).
+5. :func:`produce`: produce a record inside the open checkpoint, through the app's own
+   (transactional) producer, from a hand-built ``Row`` with a ``MessageContext`` of its origin.
+6. :func:`processing_error_handler` / :func:`set_processing_error_handler`: the app's
+   ``on_processing_error`` callback, replaced after the app exists (the dead-letter handler is
+   installed by the processors that declare a dead-letter topic).
+7. :class:`DriverHooks`: what :mod:`streams.testing` replaces or calls to run an app with no
+   broker (topic metadata lookup, the producer's ``produce_row``, store assignment, the
+   composed topology, periodic tasks, checkpoints).
+
+confluent-kafka has one known defect worked around here as well (:func:`delete_records`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import Any
+
+import quixstreams
+from confluent_kafka import TopicPartition
+from confluent_kafka import version as confluent_kafka_version
+from confluent_kafka.admin import AdminClient
+from quixstreams import Application
+from quixstreams.dataframe import StreamingDataFrame
+from quixstreams.models import Topic
+from quixstreams.models.messagecontext import MessageContext
+from quixstreams.models.rows import Row
+from quixstreams.state.base.transaction import PartitionTransaction
+
+#: The Quix Streams version whose internals the hooks below are written against.
+TESTED_VERSION = "3.28.1"
+#: confluent-kafka-python releases before this one free the list given to delete_records.
+DELETE_RECORDS_FIXED = (2, 13, 0)
+
+ProcessingErrorHandler = Callable[[Exception, Row | None, Any], bool]
+
+
+class UnsupportedQuixVersion(RuntimeError):
+    """Quix Streams is not the version the hooks of this module were tested with."""
+
+
+def check_version(installed: str = quixstreams.__version__) -> None:
+    """Refuse to run on a Quix Streams other than the tested one, saying what to do."""
+    if installed != TESTED_VERSION:
+        raise UnsupportedQuixVersion(
+            f"quixstreams {installed} is installed, but pageview-streams reaches into Quix "
+            f"internals tested only on {TESTED_VERSION} (see streams/quix.py): install "
+            f"quixstreams=={TESTED_VERSION} (pip install -e .), or port the hooks and run "
+            f"tests/unit/test_quix_contract.py"
+        )
+
+
+# 1, 2 ------------------------------------------------------------------------------------
+
+
+def key_transaction(state: Any) -> PartitionTransaction:
+    """The partition transaction behind a key-scoped ``State`` of a stateful step."""
+    return state._transaction
+
+
+def before_prepare(transaction: PartitionTransaction, fn: Callable[[], None]) -> None:
+    """Call ``fn`` each time ``transaction`` is about to be prepared for commit."""
+    prepare = transaction.prepare
+
+    def call_then_prepare(*args: Any, **kwargs: Any) -> Any:
+        fn()
+        return prepare(*args, **kwargs)
+
+    transaction.prepare = call_then_prepare  # type: ignore[method-assign]
+
+
+# 3, 4 ------------------------------------------------------------------------------------
+
+
+def partition_transactions(sdf: StreamingDataFrame) -> Iterator[tuple[int, PartitionTransaction]]:
+    """(partition, open store transaction) of each assigned partition of ``sdf``'s store,
+    in partition order; nothing while the state is being recovered (it is not yet what was
+    committed)."""
+    context = sdf.processing_context
+    manager = context.state_manager
+    if manager.recovery_required:
+        return
+    stream_id = sdf.stream_id
+    for partition in sorted(manager.get_store(stream_id=stream_id).partitions):
+        yield partition, context.checkpoint.get_store_transaction(stream_id, partition)
+
+
+def register_periodic_task(sdf: StreamingDataFrame, task: Callable[[], None]) -> None:
+    """Have the app's run loop call ``task`` between records, on the processing thread."""
+    sdf._registry.register_periodic_task(task)
+
+
+# 5, 6 ------------------------------------------------------------------------------------
+
+
+def produce(
+    app_or_sdf: Application | StreamingDataFrame,
+    topic: Topic,
+    value: Any,
+    key: Any,
+    timestamp: int,
+    origin: MessageContext,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
+    """Produce through the app's producer in the open checkpoint (so, under exactly-once, in
+    the transaction that commits with the offsets); ``origin`` is the record it comes from."""
+    context = (
+        app_or_sdf.processing_context
+        if isinstance(app_or_sdf, StreamingDataFrame)
+        else app_or_sdf._processing_context
+    )
+    row = Row(value, key, timestamp, origin, headers or [])
+    context.producer.produce_row(row, topic, key=key, timestamp=timestamp)
+
+
+def origin(topic: str, partition: int, offset: int = -1) -> MessageContext:
+    """The ``MessageContext`` of a record produced on the clock, not from an input record."""
+    return MessageContext(topic, partition, offset, 0)
+
+
+def processing_error_handler(app: Application) -> ProcessingErrorHandler:
+    return app._on_processing_error
+
+
+def set_processing_error_handler(app: Application, handler: ProcessingErrorHandler) -> None:
+    app._on_processing_error = handler
+
+
+# 7 ---------------------------------------------------------------------------------------
+
+
+class DriverHooks:
+    """What the test driver reaches into, for one app with no broker."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+
+    def answer_topic_metadata(self, fetch: Callable[[Topic], Topic]) -> None:
+        """``app.topic()`` asks the broker for each topic's configuration; ``fetch`` answers."""
+        self.app._topic_manager._fetch_topic = fetch
+
+    def capture_produced(self, produce_row: Callable[..., None]) -> None:
+        """Every ``produce_row`` of the app's producer goes to ``produce_row`` instead."""
+        self.app._processing_context.producer.produce_row = produce_row
+
+    def compose(self) -> tuple[dict[str, Callable[..., Any]], list[Topic]]:
+        """The composed pipeline per consumed topic name, and the consumed topics."""
+        registry = self.app._dataframe_registry
+        return registry.compose_all(), list(registry.consumer_topics)
+
+    def assign_all(self, partitions: int) -> None:
+        """Assign partitions 0..n-1 of every store, with no committed offsets, and open a
+        checkpoint."""
+        state = self.app._state_manager
+        for stream_id in list(state.stores):
+            for partition in range(partitions):
+                state.on_partition_assign(
+                    stream_id=stream_id, partition=partition, committed_offsets={}
+                )
+        self.app._processing_context.init_checkpoint()
+
+    def run_periodic_tasks(self) -> None:
+        self.app._dataframe_registry.run_periodic_tasks()
+
+    def commit_state(self) -> None:
+        """What a checkpoint commit does to the stores: prepare and flush each transaction to
+        RocksDB, then open a new checkpoint."""
+        context = self.app._processing_context
+        for transaction in context.checkpoint._store_transactions.values():
+            transaction.prepare(processed_offsets={})
+            transaction.flush()
+        context.init_checkpoint()
+
+    def close_state(self) -> None:
+        self.app._state_manager.close()
+
+
+# confluent-kafka ---------------------------------------------------------------------------
+
+
+def delete_records(
+    admin: AdminClient, offsets: list[TopicPartition]
+) -> dict[TopicPartition, Future]:
+    """``admin.delete_records(offsets)``, safe on confluent-kafka before 2.13.
+
+    Up to 2.12 the C extension releases a reference to the list it is given that it never took
+    (confluent-kafka-python #2275, fixed by #2328): the list is freed while still referenced and
+    the process crashes later, at random (seen as a SIGSEGV of streams.country minutes into a
+    benchmark). On those versions the reference is taken on the extension's behalf; on a fixed
+    client the workaround is not applied.
+    """
+    if _version_tuple(confluent_kafka_version()[0]) < DELETE_RECORDS_FIXED:
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(offsets))
+    return admin.delete_records(offsets)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".")[:3] if part.isdigit())

@@ -1,0 +1,151 @@
+"""What ``streams.quix`` relies on in Quix Streams' internals: one test per hook.
+
+On a Quix Streams version that changes one of them, the test of that hook fails and says what
+no longer holds; the apps themselves refuse to start on any untested version.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from typing import Any
+
+import pytest
+from confluent_kafka import TopicPartition
+from quixstreams import Application
+from quixstreams.state.base.transaction import PartitionTransaction
+
+from streams import quix
+from streams.testing import TestDriver
+
+
+def test_the_apps_refuse_an_untested_quix_version() -> None:
+    quix.check_version()  # the installed one is the tested one
+    with pytest.raises(quix.UnsupportedQuixVersion, match=r"quixstreams 3\.29\.0 is installed"):
+        quix.check_version("3.29.0")
+
+
+class Probe:
+    """A stateful step and a periodic task on one app, recording what the hooks gave them."""
+
+    def __init__(self) -> None:
+        self.transactions: list[Any] = []
+        self.prepared = 0
+        self.ticks = 0
+        self.sdf: Any = None
+
+    def setup(self, app: Application) -> None:
+        numbers = app.topic("numbers", key_deserializer="str", value_deserializer="json")
+        self.out = app.topic("out", key_serializer="str", value_serializer="json")
+        self.sdf = app.dataframe(numbers)
+
+        def step(value: int, _key: Any, _ts: int, _headers: Any, state: Any) -> int:
+            transaction = quix.key_transaction(state)
+            if transaction not in self.transactions:
+                self.transactions.append(transaction)
+                quix.before_prepare(transaction, self.count_prepare)
+            return value
+
+        self.sdf.apply(step, stateful=True, metadata=True).to_topic(self.out)
+        quix.register_periodic_task(self.sdf, self.tick)
+
+    def count_prepare(self) -> None:
+        self.prepared += 1
+
+    def tick(self) -> None:
+        self.ticks += 1
+        for partition, _transaction in quix.partition_transactions(self.sdf):
+            origin = quix.origin("numbers", partition)
+            quix.produce(self.sdf, self.out, {"tick": partition}, f"p{partition}", 7, origin)
+
+
+@pytest.fixture
+def probe():
+    probe = Probe()
+    with TestDriver(probe.setup, partitions=3) as driver:
+        yield probe, driver
+
+
+def test_a_key_state_is_a_view_on_its_partition_transaction(probe) -> None:
+    probe, driver = probe
+    driver.pipe("numbers", "a", 1, partition=0)
+    driver.pipe("numbers", "b", 2, partition=0)
+    driver.pipe("numbers", "c", 3, partition=2)
+    assert len(probe.transactions) == 2, "one transaction per partition, shared by its keys"
+    assert all(isinstance(t, PartitionTransaction) for t in probe.transactions), (
+        "State._transaction is no longer the partition's PartitionTransaction"
+    )
+    by_partition = dict(quix.partition_transactions(probe.sdf))
+    assert by_partition[0] is probe.transactions[0] and by_partition[2] is probe.transactions[1], (
+        "the checkpoint's store transaction is not the one behind the key states"
+    )
+
+
+def test_a_function_runs_before_each_prepare_of_its_transaction(probe) -> None:
+    probe, driver = probe
+    driver.pipe("numbers", "a", 1, partition=1)
+    assert probe.prepared == 0
+    driver.commit()
+    assert probe.prepared == 1, "PartitionTransaction.prepare is no longer what commits call"
+
+
+def test_periodic_tasks_run_and_produce_in_the_checkpoint(probe) -> None:
+    probe, driver = probe
+    driver.tick()
+    assert probe.ticks == 1, "register_periodic_task's task was not run by the registry"
+    records = driver.read("out")
+    assert [(r.key, r.value, r.timestamp) for r in records] == [
+        (f"p{p}", {"tick": p}, 7) for p in range(3)
+    ], "partition_transactions or produce no longer reach every assigned partition"
+
+
+def test_the_run_loop_calls_the_processing_error_handler_it_holds() -> None:
+    app = Application(broker_address="127.0.0.1:1", consumer_group="contract")
+
+    def handler(_exc: Exception, _row: Any, _logger: Any) -> bool:
+        return True
+
+    quix.set_processing_error_handler(app, handler)
+    assert quix.processing_error_handler(app) is handler
+    loop = inspect.getsource(Application._process_message)
+    assert "self._on_processing_error(exc, row, logger)" in loop, (
+        "Application._process_message no longer calls _on_processing_error per failed row"
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "_topic_manager._fetch_topic",
+        "_processing_context.producer.produce_row",
+        "_processing_context.init_checkpoint",
+        "_dataframe_registry.compose_all",
+        "_dataframe_registry.consumer_topics",
+        "_dataframe_registry.run_periodic_tasks",
+        "_state_manager.stores",
+        "_state_manager.on_partition_assign",
+        "_state_manager.close",
+    ],
+)
+def test_what_the_test_driver_reaches_exists(path: str) -> None:
+    app = Application(broker_address="127.0.0.1:1", consumer_group="contract")
+    node: Any = app
+    for part in path.split("."):
+        assert hasattr(node, part), f"Application.{path} is gone: update streams.quix.DriverHooks"
+        node = getattr(node, part)
+
+
+class FakeAdmin:
+    def delete_records(self, offsets: list[TopicPartition]) -> dict:
+        return {}
+
+
+@pytest.mark.parametrize("client, taken", [("2.12.2", 1), ("2.13.0", 0), ("3.0.1", 0)])
+def test_the_delete_records_workaround_retires_on_a_fixed_client(
+    monkeypatch: pytest.MonkeyPatch, client: str, taken: int
+) -> None:
+    monkeypatch.setattr(quix, "confluent_kafka_version", lambda: (client, 0))
+    offsets = [TopicPartition("t", 0, 5)]
+    before = sys.getrefcount(offsets)
+    quix.delete_records(FakeAdmin(), offsets)  # type: ignore[arg-type]
+    assert sys.getrefcount(offsets) - before == taken
