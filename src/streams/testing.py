@@ -27,12 +27,14 @@ query-validation tests::
             assert counts == [1, 2]
 
 Wall-clock punctuation (Quix's periodic tasks, e.g. the ``--emit cached`` flush) runs when you
-call :meth:`TestDriver.tick`, not on its own. Not simulated: consumer rebalances, changelog
-recovery and transactions (use the integration tests on the native stack for those), and the
-timestamp alignment a
-running Quix consumer applies across topics merged with ``concat`` (here pipe order is the
-processing order, which is what a test wants to control; pipe in timestamp order to see what
-production does with buffered topics).
+call :meth:`TestDriver.tick`, not on its own, and the processors' wall clock
+(:mod:`streams.clock`) is the driver's: it starts at ``wall_clock_s`` and moves only with
+:meth:`TestDriver.advance_wall_clock` (which then ticks), so no test waits for time to pass.
+Not simulated: consumer rebalances, changelog recovery and transactions (use the integration
+tests on the native stack for those), and the timestamp alignment a running Quix consumer
+applies across topics merged with ``concat`` (here pipe order is the processing order, which is
+what a test wants to control; pipe in timestamp order to see what production does with
+buffered topics).
 
 What the driver needs of Quix Streams' internals (topic metadata lookup, the producer, store
 assignment, the composed topology, checkpoints) is :class:`streams.quix.DriverHooks`, checked
@@ -60,7 +62,7 @@ from quixstreams.models import Topic, TopicConfig
 from quixstreams.models.serializers import JSONSerializer, StringSerializer
 
 from pipeline.partitioning import partition_for
-from streams import quix
+from streams import clock, quix
 
 Headers = list[tuple[str, bytes]]
 logger = logging.getLogger("streams.testing")
@@ -161,9 +163,13 @@ class TestDriver:
         state_dir: Path | None = None,
         consumer_group: str = "test-driver",
         max_message_bytes: int = 1_000_000,
+        wall_clock_s: float = 1_700_000_000.0,
     ) -> None:
         self.partitions = partitions
         self.max_message_bytes = max_message_bytes
+        # The processors' wall clock is this driver's until it closes: time is a parameter.
+        self.wall_clock_s = wall_clock_s
+        self._previous_clock = clock.use(lambda: self.wall_clock_s)
         self._own_dir = state_dir is None
         self._state_dir = (
             Path(tempfile.mkdtemp(prefix="streams-testing-")) if state_dir is None else state_dir
@@ -256,6 +262,11 @@ class TestDriver:
         self._hooks.run_periodic_tasks()
         self._drain()
 
+    def advance_wall_clock(self, ms: int) -> None:
+        """Move the processors' wall clock (:mod:`streams.clock`) forward, then :meth:`tick`."""
+        self.wall_clock_s += ms / 1000
+        self.tick()
+
     def read(self, topic: str) -> list[Record]:
         """Every record produced to ``topic`` since it was last read, in produce order."""
         records = [r for r in self._outputs if r.topic == topic]
@@ -273,6 +284,7 @@ class TestDriver:
         self._hooks.commit_state()
 
     def close(self) -> None:
+        clock.use(self._previous_clock)
         self._hooks.close_state()
         if self._own_dir:
             shutil.rmtree(self._state_dir, ignore_errors=True)

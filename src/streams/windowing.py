@@ -55,10 +55,11 @@ raises ValueError: the record's fault); pending results of ``"cached"`` are flus
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+from streams import clock as wall_clock
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -291,7 +292,7 @@ class WindowEngine:
         emit: str = "changes",
         strict_retention: bool = False,
         cache_ms: int = DEFAULT_CACHE_MS,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = wall_clock.now,
     ):
         if emit not in EMIT_MODES:
             raise ValueError(f"emit mode must be one of {EMIT_MODES}, got {emit!r}")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,7 @@ from quixstreams.state.base.transaction import PartitionTransaction
 
 from pipeline import topics as topic_names
 from pipeline.settings import env, env_int
-from streams import quix
+from streams import clock, quix
 from streams.app import add_app_arguments, create_app, run
 from streams.deadletter import RateLimitedLog, dead_letter_topic, split_rejected
 from streams.pageviews import parse_pageview
@@ -267,7 +266,7 @@ class CacheFlusher:
         self._next = 0.0
 
     def tick(self) -> None:
-        now = time.monotonic()
+        now = clock.now()
         if now < self._next:
             return
         self._next = now + self._check_s
