@@ -110,16 +110,18 @@ class PinotSettings:
         )
 
 
-def librdkafka_properties(name: str) -> dict[str, str]:
+def librdkafka_properties(name: str) -> dict[str, str | int]:
     """Extra librdkafka properties from the environment variable ``name``.
 
     The format is ``key=value`` pairs separated by commas, e.g.
     ``security.protocol=SASL_SSL,sasl.mechanism=PLAIN``: what a deployment needs beyond the
-    bootstrap address (security, batching) without a flag per property. Values are passed as
-    strings, which librdkafka parses itself, so its own error names a bad property.
+    bootstrap address (security, batching) without a flag per property. Whole numbers become
+    ints (Quix Streams computes with some, e.g. ``max.poll.interval.ms``, and failed on the
+    text); the rest stay strings, which librdkafka parses itself, so its own error names a bad
+    property.
     """
     raw = env(name, "")
-    properties: dict[str, str] = {}
+    properties: dict[str, str | int] = {}
     for item in filter(None, (part.strip() for part in raw.split(","))):
         key, sep, value = (part.strip() for part in item.partition("="))
         if not sep or not key:
@@ -127,5 +129,5 @@ def librdkafka_properties(name: str) -> dict[str, str]:
                 f"environment variable {name}: expected key=value pairs separated by commas, "
                 f"got {item!r}"
             )
-        properties[key] = value
+        properties[key] = int(value) if value.isdigit() else value
     return properties

@@ -109,9 +109,15 @@ def test_librdkafka_properties_reach_the_producer_and_consumer(tmp_path, monkeyp
     monkeypatch.setenv("STREAMS_CONSUMER_CONFIG", "fetch.min.bytes=262144")
     config = create_app(parse("--state-dir", str(tmp_path))).config
     producer, consumer = config.producer_extra_config, config.consumer_extra_config
-    assert (producer["partitioner"], producer["linger.ms"]) == ("murmur2_random", "50")
+    assert (producer["partitioner"], producer["linger.ms"]) == ("murmur2_random", 50)
     assert producer["security.protocol"] == "SASL_SSL"
-    assert consumer["fetch.min.bytes"] == "262144"
+    assert consumer["fetch.min.bytes"] == 262144
+
+
+def test_max_poll_interval_can_be_lowered(tmp_path, monkeypatch):
+    """Quix computes its flush timeout from it: as text it failed at start-up."""
+    monkeypatch.setenv("STREAMS_CONSUMER_CONFIG", "max.poll.interval.ms=10000")
+    assert create_app(parse("--state-dir", str(tmp_path))).config.flush_timeout == 10.0
 
 
 @pytest.mark.parametrize("raw", ["linger.ms", "=5", "linger.ms=5,,oops"])
