@@ -1,4 +1,4 @@
-"""``streams.repartition.delete_records`` on the real broker: it deletes, and it leaves the
+"""``streams.quix.delete_records`` on the real broker: it deletes, and it leaves the
 reference count of its argument as it found it (the pinned confluent-kafka's own call drops
 one reference it never took, which crashed streams.country in a benchmark)."""
 
@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from streams.repartition import delete_records
+from streams.quix import delete_records
 
 pytestmark = pytest.mark.integration
 
