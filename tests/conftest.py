@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from urllib.parse import urlparse
 
@@ -86,34 +84,20 @@ def make_topic(kafka: str) -> Iterator[Callable[..., str]]:
     fixed topic name: ``make_topic("pageviews", partitions=5)`` returns e.g.
     ``test-pageviews-3f2a9c1d``.
     """
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": kafka})
+    from tests.integration.apps import create_topic
+
     created: list[str] = []
 
     def create(prefix: str, partitions: int = 5, config: dict[str, str] | None = None) -> str:
-        name = f"test-{prefix}-{uuid.uuid4().hex[:8]}"
-        # Tests replay fixed event times from 2023; the broker's time retention (7 days) would
-        # delete such records mid-test, whenever its periodic retention check happens to run.
-        config = {"retention.ms": "-1", **(config or {})}
-        futures = admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config)]
-        )
-        futures[name].result(timeout=30)
+        name = create_topic(kafka, prefix, partitions, config)
         created.append(name)
-        # Creation returns before every partition has a leader in the metadata; clients that
-        # look the topic up at once (Pinot's table creation) could still find it missing.
-        deadline = time.monotonic() + 30
-        while True:
-            topic = admin.list_topics(name, timeout=10).topics[name]
-            leaders = [p.leader for p in topic.partitions.values()]
-            if topic.error is None and len(leaders) == partitions and min(leaders) >= 0:
-                return name
-            assert time.monotonic() < deadline, f"topic {name} has no leaders after 30 s"
-            time.sleep(0.1)
+        return name
 
     yield create
     if created:
+        admin = AdminClient({"bootstrap.servers": kafka})
         for future in admin.delete_topics(created).values():
             # Cleanup must not mask the test's own result.
             with contextlib.suppress(Exception):

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
 #: The environment variables naming every topic of the pipeline (src/pipeline/topics.py): a test
 #: that runs the whole pipeline sets each to a name of its own.
@@ -29,6 +29,34 @@ TOPIC_VARIABLES = (
     "TOPIC_DEAD_LETTER",
     "TOPIC_LATE",
 )
+
+
+def create_topic(
+    kafka: str, prefix: str, partitions: int = 5, config: dict[str, str] | None = None
+) -> str:
+    """A topic named ``test-<prefix>-<random>``, once every partition has a leader.
+
+    Tests replay fixed event times from 2023, so time retention is off by default: the
+    broker's 7-day retention would delete such records mid-test, whenever its periodic check
+    happens to run. Creation returns before every partition has a leader in the metadata;
+    clients that look the topic up at once (Pinot's table creation) could still find it
+    missing, hence the wait.
+    """
+    admin = AdminClient({"bootstrap.servers": kafka})
+    name = f"test-{prefix}-{uuid.uuid4().hex[:8]}"
+    config = {"retention.ms": "-1", **(config or {})}
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config)]
+    )
+    futures[name].result(timeout=30)
+    deadline = time.monotonic() + 30
+    while True:
+        topic = admin.list_topics(name, timeout=10).topics[name]
+        leaders = [p.leader for p in topic.partitions.values()]
+        if topic.error is None and len(leaders) == partitions and min(leaders) >= 0:
+            return name
+        assert time.monotonic() < deadline, f"topic {name} has no leaders after 30 s"
+        time.sleep(0.1)
 
 
 def read_all(kafka: str, topic: str, expected: int, timeout: float = 180.0) -> list:

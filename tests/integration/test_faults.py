@@ -48,13 +48,19 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from producers.users_source import SCHEMA
-from tests.integration.apps import StreamsApp, committed_input, latest_by_key, read_all
+from tests.integration.apps import (
+    StreamsApp,
+    committed_input,
+    create_topic,
+    latest_by_key,
+    read_all,
+)
 from tests.integration.private_stack import PrivateStack
 
 pytestmark = pytest.mark.integration
@@ -323,31 +329,10 @@ def admin_client(kafka: str) -> AdminClient:
 
 def create_topics(kafka: str, partitions: dict[str, int]) -> dict[str, str]:
     """Topics on a private broker (``make_topic`` only knows the shared one), by variable."""
-    admin = admin_client(kafka)
-    names = {var: f"test-{var.removeprefix('TOPIC_').lower()}" for var in partitions}
-    futures = admin.create_topics(
-        [
-            # Fixed event times from 2023: the 7-day time retention would delete them.
-            NewTopic(
-                names[var], num_partitions=n, replication_factor=1, config={"retention.ms": "-1"}
-            )
-            for var, n in partitions.items()
-        ]
-    )
-    for future in futures.values():
-        future.result(timeout=30)
-
-    def led() -> bool:
-        topics = admin.list_topics(timeout=10).topics
-        return all(
-            names[var] in topics
-            and len(topics[names[var]].partitions) == n
-            and all(p.leader >= 0 for p in topics[names[var]].partitions.values())
-            for var, n in partitions.items()
-        )
-
-    wait_until(led, "every partition of the new topics has a leader", [], timeout=30)
-    return names
+    return {
+        var: create_topic(kafka, var.removeprefix("TOPIC_").lower(), n)
+        for var, n in partitions.items()
+    }
 
 
 def shared_topics(make_topic: Callable[..., str], partitions: dict[str, int]) -> dict[str, str]:

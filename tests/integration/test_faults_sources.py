@@ -28,14 +28,14 @@ from typing import Any
 import pymysql
 import pytest
 from confluent_kafka import IsolationLevel, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka.admin import AdminClient, OffsetSpec
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from producers.mysql import ensure_table
 from producers.users import COUNTRIES, NULLABLE, UserSpec, generate
-from tests.integration.apps import StreamsApp, read_all
+from tests.integration.apps import StreamsApp, create_topic, read_all
 from tests.integration.private_stack import PrivateStack, free_port
 
 pytestmark = pytest.mark.integration
@@ -56,20 +56,6 @@ def private_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateS
 def stack(private_stack: PrivateStack) -> PrivateStack:
     private_stack.up()  # a test that failed mid-fault may have left a service down
     return private_stack
-
-
-def create_topic(kafka: str, prefix: str, partitions: int) -> str:
-    admin = AdminClient({"bootstrap.servers": kafka})
-    name = f"test-{prefix}-{uuid.uuid4().hex[:8]}"
-    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=30)
-    deadline = time.monotonic() + 30
-    while True:
-        topic = admin.list_topics(name, timeout=10).topics[name]
-        leaders = [p.leader for p in topic.partitions.values()]
-        if topic.error is None and len(leaders) == partitions and min(leaders) >= 0:
-            return name
-        assert time.monotonic() < deadline, f"topic {name} has no leaders after 30 s"
-        time.sleep(0.1)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:

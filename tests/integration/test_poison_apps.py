@@ -20,11 +20,11 @@ from pathlib import Path
 import fastavro
 import pytest
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from pipeline.settings import SchemaRegistrySettings
 from producers.users_source import SCHEMA
-from tests.integration.apps import TOPIC_VARIABLES, StreamsApp
+from tests.integration.apps import TOPIC_VARIABLES, StreamsApp, create_topic
 
 pytestmark = pytest.mark.integration
 
@@ -108,14 +108,8 @@ def view_bytes(body: dict, ts: int | str) -> bytes:
 
 @pytest.fixture(scope="module")
 def pipeline(kafka: str, schema_registry_url: str, tmp_path_factory) -> Iterator[Pipeline]:
-    suffix = uuid.uuid4().hex[:8]
-    topics = {var: f"test-poison-{var[6:].lower()}-{suffix}" for var in TOPIC_VARIABLES}
+    topics = {var: create_topic(kafka, f"poison-{var[6:].lower()}") for var in TOPIC_VARIABLES}
     admin = AdminClient({"bootstrap.servers": kafka})
-    futures = admin.create_topics(
-        [NewTopic(t, 5, 1, config={"retention.ms": "-1"}) for t in topics.values()]
-    )
-    for future in futures.values():
-        future.result(timeout=30)
     state: Path = tmp_path_factory.mktemp("poison-state")
     app = StreamsApp(
         "streams", kafka, topics, state, env={"SCHEMA_REGISTRY_URL": schema_registry_url}
