@@ -26,13 +26,13 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
+from clients.settings import KafkaSettings, PinotSettings
+from contracts import topics
 from dashboard.queries import SOURCES, ChartData, DashboardQueries
 from pinot.client import PinotBroker, PinotController
 from pinot.kafka_load import TransactionalWriter
 from pinot.provision import temporary_tables, unique_specs
 from pinot.tables import TableSpec
-from pipeline import topics
-from pipeline.settings import KafkaSettings, PinotSettings
 
 log = logging.getLogger("bench.dashboard_queries")
 

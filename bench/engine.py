@@ -1,4 +1,5 @@
-"""CPU-only throughput of the windows engine (``streams.windowing``), no broker, no RocksDB.
+"""CPU-only throughput of the window engine (``streams.operators.window_engine``): no broker,
+no RocksDB.
 
 Runs the same generated page views through (a) JSON decode + encode only, the in-process
 counterpart of the limit, and (b) decode + the engine (all three windows) + encode of every
@@ -29,7 +30,7 @@ from pathlib import Path
 import orjson
 
 from bench.preload import PageViewPlan, page_views
-from streams import windowing
+from streams.operators import window_engine as windowing
 from streams.windows import COUNT_COLUMN, WindowsConfig
 
 Records = list[tuple[bytes, bytes | None, int]]
@@ -44,7 +45,7 @@ def decode_encode(records: Records) -> int:
 
 
 def engine_at(revision: str) -> types.ModuleType:
-    """``streams.windowing`` as of a git revision, loaded as a separate module."""
+    """``streams.operators.window_engine`` as of a git revision, loaded as a separate module."""
     source = subprocess.run(
         ["git", "show", f"{revision}:src/streams/windowing.py"],
         cwd=ROOT,

@@ -48,10 +48,10 @@ from bench.kafka_io import Broker, unique_name
 from bench.measure import stop
 from bench.preload import SOURCES
 from bench.run import RESULTS, output_env
+from clients.settings import KafkaSettings, PinotSettings
 from dashboard.queries import DashboardQueries
 from pinot.client import PinotBroker, PinotController
 from pinot.provision import temporary_tables, unique_specs
-from pipeline.settings import KafkaSettings, PinotSettings
 
 log = logging.getLogger("bench.latency")
 

@@ -17,7 +17,7 @@ import signal
 import orjson
 from confluent_kafka import Consumer, Producer
 
-from pipeline.settings import KafkaSettings
+from clients.settings import KafkaSettings
 
 log = logging.getLogger("bench.limit")
 

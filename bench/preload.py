@@ -24,7 +24,7 @@ import orjson
 from confluent_kafka import Producer
 from tqdm import tqdm
 
-from pipeline.settings import SchemaRegistrySettings
+from clients.settings import SchemaRegistrySettings
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import uuid
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from pipeline import topics as topic_names
-from pipeline.settings import KafkaSettings
+from clients.settings import KafkaSettings
+from contracts import topics as topic_names
 from producers.events import Generator, run_batch
 from producers.kafka import CheckedProducer
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline import topics as topic_names
+from contracts import topics as topic_names
 from streams.app import add_app_arguments, create_app, run
 
 

@@ -27,7 +27,7 @@ from rich.table import Table
 from bench import preload, profile
 from bench.kafka_io import Broker, group_done, unique_name
 from bench.measure import Measurement, Progress, run_until_done
-from pipeline.settings import KafkaSettings, SchemaRegistrySettings
+from clients.settings import KafkaSettings, SchemaRegistrySettings
 
 log = logging.getLogger("bench")
 

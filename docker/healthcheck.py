@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.settings import KafkaSettings
+from clients.settings import KafkaSettings
 
 if TYPE_CHECKING:  # imported lazily: the http check must not pay for librdkafka
     from confluent_kafka.admin import AdminClient

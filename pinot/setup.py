@@ -21,7 +21,7 @@ from pinot.tables import (
     schema_config,
     table_config,
 )
-from pipeline.settings import PinotSettings
+from clients.settings import PinotSettings
 
 log = logging.getLogger("pinot.setup")
 

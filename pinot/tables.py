@@ -20,8 +20,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pipeline import topics
-from pipeline.settings import KafkaSettings, env, env_int
+from contracts import topics
+from clients.settings import KafkaSettings, env, env_int
 
 #: Pinot's own identifier rule is looser; this one also keeps table names safe to put in SQL.
 _CONFIGS = Path(__file__).resolve().parent / "configs"

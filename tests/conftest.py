@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from pipeline.settings import KafkaSettings, MySQLSettings, PinotSettings, SchemaRegistrySettings
+from clients.settings import KafkaSettings, MySQLSettings, PinotSettings, SchemaRegistrySettings
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -15,10 +15,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from clients.settings import PinotSettings, env_int
 from dashboard.queries import MAX_POINTS, SOURCES, ChartData, DashboardQueries
 from pinot.client import PinotBroker, PinotError, PinotUnavailable
 from pinot.tables import default_tables
-from pipeline.settings import PinotSettings, env_int
 
 log = logging.getLogger("dashboard")
 

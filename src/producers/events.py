@@ -29,8 +29,8 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 from tqdm import tqdm
 
-from pipeline import topics as topic_names
-from pipeline.settings import KafkaSettings, env
+from clients.settings import KafkaSettings, env
+from contracts import topics as topic_names
 from producers.kafka import CheckedProducer
 from producers.mysql import DEFAULT_TABLE, connect, table_name
 

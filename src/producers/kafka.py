@@ -12,7 +12,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from pipeline.settings import KafkaSettings
+from clients.settings import KafkaSettings
 
 
 class DeliveryFailed(RuntimeError):

@@ -19,7 +19,7 @@ import re
 
 import pymysql
 
-from pipeline.settings import MySQLSettings, env
+from clients.settings import MySQLSettings, env
 
 #: Override for tests and for running several demos on one database.
 DEFAULT_TABLE = env("USERS_TABLE", "Users")

@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipeline.settings import env, env_int
+from clients.settings import env, env_int
 from producers.mysql import DEFAULT_TABLE, connect, ensure_table, table_name
 
 logger = logging.getLogger("producers.users")

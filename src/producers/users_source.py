@@ -41,9 +41,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from pipeline import topics as topic_names
-from pipeline.retry import T, Unreachable, registry_unreachable, retry_unreachable
-from pipeline.settings import KafkaSettings, SchemaRegistrySettings, env, env_int
+from clients.retry import T, Unreachable, registry_unreachable, retry_unreachable
+from clients.settings import KafkaSettings, SchemaRegistrySettings, env, env_int
+from contracts import topics as topic_names
 from producers.kafka import CheckedProducer
 from producers.mysql import DEFAULT_TABLE, connect, ensure_table, table_name
 

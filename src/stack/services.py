@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from pipeline.settings import STACK_HOME, env, env_int
+from clients.settings import STACK_HOME, env, env_int
 
 MAVEN_DIR = Path(__file__).resolve().parent / "maven"
 HOST = "127.0.0.1"

@@ -15,9 +15,9 @@ import os
 
 from quixstreams import Application
 
-from pipeline.settings import KafkaSettings, env, librdkafka_properties
+from clients.settings import KafkaSettings, env, librdkafka_properties
 from streams import quix
-from streams.repartition import RepartitionPurger
+from streams.operators.repartition import RepartitionPurger
 
 GUARANTEES = ("exactly-once", "at-least-once")
 
@@ -93,7 +93,8 @@ def create_app(args: argparse.Namespace) -> Application:
 
 def run(app: Application, args: argparse.Namespace) -> None:
     """``app.run()`` with the group's repartition topics kept until processed (see
-    :mod:`streams.repartition`); call it after the pipeline is built, which creates them."""
+    :mod:`streams.operators.repartition`); call it once the pipeline, which creates them, is
+    built."""
     purger = RepartitionPurger(
         KafkaSettings.from_env().bootstrap_servers, args.consumer_group, args.purge_interval
     )

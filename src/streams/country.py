@@ -8,31 +8,20 @@ Replaces ksqlDB's::
       AVG(AGE) AS AVERAGE_AGE FROM PAGEVIEW_ENRICHED WINDOW TUMBLING (SIZE 5 MINUTES)
       GROUP BY COUNTRY;
 
-How it joins, and why it is deterministic:
-
-- Page views are re-keyed by user_id (a plain-string key, murmur2-partitioned as ksqlDB's
-  repartition topic is), so each one lands on the partition of topic4 holding its user.
-- The two streams are merged into ONE stateful step keyed by user_id: a topic4 record sets
-  (or, as a tombstone, removes) the user in state and emits nothing; a page view reads the user
-  the state holds at that moment. That is ksqlDB's stream-table join: the table's current value
-  when the view is processed; a later change of a user never rewrites earlier results.
-- Quix Streams processes merged topics in timestamp order per partition (as Kafka Streams
-  does), so the result depends on the records' timestamps, not on arrival races: a view sees
-  the user rows whose record time is <= its event time. The users source stamps each row with
-  its change time for this reason.
-- A view whose user is not in the table: LEFT join (default) counts it under country
-  ``unknown`` with no age (AVG ignores it, as SQL's AVG ignores NULL); INNER join leaves it out
-  of the counts and writes it to the late/excluded topic with the reason. Either way it is
-  logged and never lost.
-
-The per-country windows reuse the window engine of :mod:`streams.windowing` (tumbling, grace,
-late records, EMIT CHANGES/FINAL/cached) and its fault-tolerant state.
+Page views are re-keyed by user_id (a plain-string key, murmur2-partitioned as ksqlDB's
+repartition topic is), so each one lands on the partition of topic4 holding its user, then
+joined by :mod:`streams.operators.join` (the user's row current at the view's event time; the
+users source stamps each row with its change time for this reason). A view whose user is not in
+the table: LEFT join (default) counts it under country ``unknown`` with no age (AVG ignores it,
+as SQL's AVG ignores NULL); INNER join leaves it out of the counts and writes it to the late
+topic with the reason. The counts are :mod:`streams.operators.window_aggregate`'s.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,20 +31,32 @@ from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic
 from quixstreams.models.serializers import Deserializer, SerializationContext
 
-from pipeline import topics as topic_names
-from pipeline.settings import env, env_int
+from clients.settings import env, env_int
+from contracts import topics as topic_names
 from streams.app import add_app_arguments, create_app, run
-from streams.deadletter import RateLimitedLog, Rejected, dead_letter_topic, split_rejected
+from streams.operators.deadletter import RateLimitedLog, Rejected, dead_letter_topic, split_rejected
+from streams.operators.join import JOINS, join_step, stream_table_join
+from streams.operators.window_aggregate import (
+    add_emit_arguments,
+    emit_options,
+    late_log,
+    window_aggregate,
+)
+from streams.operators.window_engine import (
+    DEFAULT_CACHE_MS,
+    MINUTE_MS,
+    Aggregate,
+    WindowEngine,
+    WindowSpec,
+)
 from streams.pageviews import MAX_TEXT_CHARS, parse_pageview
-from streams.windowing import DEFAULT_CACHE_MS, EMIT_MODES, Aggregate, WindowEngine, WindowSpec
-from streams.windows import MINUTE_MS, late_log, window_outputs
 
 logger = logging.getLogger("streams.country")
 
 PROCESSOR = "streams.country"
 UNKNOWN_COUNTRY = "unknown"
-JOINS = ("left", "inner")
-TABLE, STREAM = 0, 1  # sides of the merged stream, for join_step
+#: A LEFT join's values for a view whose user is not in the table.
+MISSING_USER: dict[str, Any] = {"country": UNKNOWN_COUNTRY, "age": None}
 
 
 @dataclass(frozen=True)
@@ -89,12 +90,8 @@ def country_aggregate() -> Aggregate:
     )
 
 
-_ZERO = {"pageview_count": 0, "average_age": None}
-
-
-class Excluded(dict):
-    """A page view an INNER join leaves out: ``{"pageview": ..., "reason": ...}`` for the late
-    topic. A type of its own, so no field a producer puts in a page view can be taken for it."""
+#: The aggregate of a retracted window (tumbling windows have none; the engine asks for it).
+ZERO = {"pageview_count": 0, "average_age": None}
 
 
 class TextKeyDeserializer(Deserializer):
@@ -137,32 +134,21 @@ def parse_user(value: bytes | None, key: str | None) -> dict[str, Any] | Rejecte
     return row
 
 
-def join_step(join: str, missing: dict[str, Any] | None = None) -> Any:
-    """The stream-table join: one call per merged record -> the enriched views (0 or 1).
-
-    ``missing`` names the table columns a view takes, with the values a LEFT join gives a view
-    whose key is not in the table (default: this pipeline's country "unknown" and no age).
-    """
-    missing = {"country": UNKNOWN_COUNTRY, "age": None} if missing is None else missing
+def country_join(join: str) -> Callable[..., list[Any]]:
+    """The join step: a view takes its user's country and age (LEFT: "unknown" and none)."""
     unknown = RateLimitedLog("page view without a cleaned user", logger)
 
-    def step(tagged: tuple[int, Any], key: str, _ts: int, _headers: Any, state: Any) -> list:
-        side, value = tagged
-        if side == TABLE:
-            if value is None:
-                state.delete("user")
-            else:
-                state.set("user", {column: value.get(column) for column in missing})
-            return []
-        user = state.get("user")
-        if user is None:
-            unknown("user_id %s (session %s, %s join)", key, value.get("session_id"), join)
-            if join == "inner":
-                return [Excluded(pageview=value, reason=f"no cleaned user {key} (INNER join)")]
-            user = missing
-        return [{**value, **user}]
+    def on_missing(key: str, view: dict[str, Any]) -> None:
+        unknown("user_id %s (session %s, %s join)", key, view.get("session_id"), join)
 
-    return step
+    return join_step(
+        join,
+        MISSING_USER,
+        on_missing,
+        stream_name="pageview",
+        table_name="cleaned user",
+        state_key="user",  # the entry's name since the first release: restored state keeps it
+    )
 
 
 @dataclass(frozen=True)
@@ -190,24 +176,20 @@ def build(
         key_deserializer="str",
     )
     table = split_rejected(users, parse_user, topics.dead_letter, PROCESSOR)
-    merged = by_user.apply(lambda view: (STREAM, view)).concat(
-        table.apply(lambda user: (TABLE, user))
-    )
-    joined = merged.apply(join_step(config.join), stateful=True, metadata=True, expand=True)
+    enriched, excluded = stream_table_join(by_user, table, country_join(config.join))
 
-    excluded = joined.filter(lambda value: isinstance(value, Excluded))
     excluded = excluded.set_headers(lambda _value, _key, _ts, _headers: [])
     excluded.to_topic(topics.late, key=lambda value: value["pageview"]["session_id"])
 
-    enriched = joined.filter(lambda value: not isinstance(value, Excluded))
     by_country = enriched.group_by("country", key_serializer="str", key_deserializer="str")
-    window_outputs(
+    window_aggregate(
         by_country,
         config.engine(),
         [topics.counts, topics.late],
-        late_log("country", logger),
-        "country",
-        _ZERO,
+        group_column="country",
+        zero=ZERO,
+        late_key=lambda view: view["session_id"],
+        on_late=late_log("country", logger),
     )
 
 
@@ -240,7 +222,6 @@ def setup(app: Application, config: CountryConfig) -> None:
 def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     """The country flags; ``prefix`` ("country-") keeps them apart from streams.windows'
     in ``python -m streams``."""
-    grace = env("COUNTRY_GRACE_MS", "")
     dest = prefix.replace("-", "_")
     parser.add_argument(
         f"--{prefix}window-ms",
@@ -249,29 +230,7 @@ def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
         default=env_int("COUNTRY_WINDOW_MS", CountryConfig.window_ms),
         help="tumbling window size, ms (env COUNTRY_WINDOW_MS; default 5 min)",
     )
-    parser.add_argument(
-        f"--{prefix}grace-ms",
-        dest=f"{dest}grace_ms",
-        type=int,
-        default=int(grace) if grace else None,
-        help="grace period for late page views, ms (env COUNTRY_GRACE_MS; default as ksqlDB: "
-        "24 h - window size under --emit changes, 0 under --emit final)",
-    )
-    parser.add_argument(
-        f"--{prefix}emit",
-        dest=f"{dest}emit",
-        choices=EMIT_MODES,
-        default=env("COUNTRY_EMIT", "changes"),
-        help="changes (EMIT CHANGES), final (EMIT FINAL) or cached (latest per window every "
-        "--cache-ms) (env COUNTRY_EMIT; default changes)",
-    )
-    parser.add_argument(
-        f"--{prefix}cache-ms",
-        dest=f"{dest}cache_ms",
-        type=int,
-        default=env_int("COUNTRY_CACHE_MS", DEFAULT_CACHE_MS),
-        help="flush period of --emit cached, ms (env COUNTRY_CACHE_MS; default 2000)",
-    )
+    add_emit_arguments(parser, "COUNTRY", prefix)
     parser.add_argument(
         f"--{prefix}join",
         dest=f"{dest}join",
@@ -287,10 +246,9 @@ def config_from_args(args: argparse.Namespace, prefix: str = "") -> CountryConfi
     """The configuration from :func:`add_arguments`' flags, validated now, not at a record."""
     dest = prefix.replace("-", "_")
     config = CountryConfig(
-        *(
-            getattr(args, f"{dest}{name}")
-            for name in ("window_ms", "grace_ms", "emit", "cache_ms", "join")
-        )
+        window_ms=getattr(args, f"{dest}window_ms"),
+        join=getattr(args, f"{dest}join"),
+        **emit_options(args, prefix),
     )
     config.engine()
     return config

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from streams.deadletter import Rejected
+from streams.operators.deadletter import Rejected
 from streams.timestamps import InvalidTimestamp, check_not_future, parse_event_timestamp
 
 #: Longest ``session_id`` / ``source`` accepted: they become record keys and state keys.

@@ -15,8 +15,8 @@ from confluent_kafka import Consumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from pipeline import topics
-from pipeline.settings import KafkaSettings
+from clients.settings import KafkaSettings
+from contracts import topics
 
 OUTPUTS = [
     topics.CLEANED_USERS,
@@ -57,7 +57,7 @@ def latest(consumer: Consumer, topic: str, count: int, timeout: float = 5.0) -> 
     return records[-count:]
 
 
-#: Headers of a dead letter shown as columns (see streams.deadletter), in this order.
+#: Headers of a dead letter shown as columns (see streams.operators.deadletter), in this order.
 LETTER_HEADERS = ("error.type", "error", "stage", "processor")
 
 

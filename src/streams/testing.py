@@ -8,7 +8,7 @@ with real state (RocksDB in a temporary directory: windows, joins, ``stateful=Tr
 
 Records the pipeline writes to topics it also consumes (the repartition topics of
 ``group_by``, or a topic one pipeline writes and another reads) are fed back in produce order
-on the partition Java's partitioner would pick (:mod:`pipeline.partitioning`), so keyed state
+on the partition Java's partitioner would pick (:mod:`contracts.partitioning`), so keyed state
 lands where it would in production. Everything written to a topic is kept for :meth:`read`,
 in order, tombstones included. Pipe order is processing order, across topics, as in ksqlDB's
 query-validation tests::
@@ -61,7 +61,7 @@ from quixstreams.internal_producer import _KEY_UNSET
 from quixstreams.models import Topic, TopicConfig
 from quixstreams.models.serializers import JSONSerializer, StringSerializer
 
-from pipeline.partitioning import partition_for
+from contracts.partitioning import partition_for
 from streams import clock, quix
 
 Headers = list[tuple[str, bytes]]

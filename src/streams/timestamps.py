@@ -29,7 +29,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from pipeline.settings import env_int
+from clients.settings import env_int
 
 #: 2000-01-01T00:00:00Z: earlier page views cannot exist in this system.
 MIN_EVENT_MS = env_int("EVENT_TIME_MIN_MS", 946_684_800_000)

@@ -8,15 +8,10 @@ Replaces ksqlDB's::
 
 topic3 is a table (the latest row per user_id, as the JDBC source wrote it: key = user_id as a
 string, value = Confluent Avro with nullable columns, a tombstone when a user is deleted). The
-output is a table too, keyed by user_id, JSON with lower-case fields. Per key, the processor
-remembers (in changelogged state) whether the user is in the output table:
-
-- a row with every column set is emitted (insert or update);
-- a row that fails the filter, or a delete, emits a tombstone if the user was in the table, so
-  downstream joins forget them, and nothing if the user never was (no tombstone for a key the
-  table never had);
-- records that are not a users row at all (NULL key, bad Avro, key not the row's user_id,
-  wrongly typed columns) go to the dead-letter topic with the reason.
+output is a table too, keyed by user_id, JSON with lower-case fields, kept by
+:mod:`streams.operators.table` (updates, and tombstones for users who leave it). Records that
+are not a users row at all (NULL key, bad Avro, key not the row's user_id, wrongly typed
+columns) go to the dead-letter topic with the reason.
 """
 
 from __future__ import annotations
@@ -34,14 +29,13 @@ from confluent_kafka.serialization import MessageField, SerializationContext, Se
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic
-from quixstreams.models.serializers import JSONSerializer
-from quixstreams.models.serializers.base import SerializationContext as QuixContext
 
-from pipeline import topics as topic_names
-from pipeline.retry import registry_unreachable, retry_unreachable
-from pipeline.settings import SchemaRegistrySettings, env
+from clients.retry import registry_unreachable, retry_unreachable
+from clients.settings import SchemaRegistrySettings, env
+from contracts import topics as topic_names
 from streams.app import add_app_arguments, create_app, run
-from streams.deadletter import RateLimitedLog, Rejected, dead_letter_topic, split_rejected
+from streams.operators.deadletter import RateLimitedLog, Rejected, dead_letter_topic, split_rejected
+from streams.operators.table import TombstoneJSONSerializer, filtered_table, table_filter
 
 logger = logging.getLogger("streams.users")
 
@@ -149,40 +143,15 @@ def passes(row: dict[str, Any]) -> bool:
     return all(row[name] is not None for name in COLUMNS)
 
 
-class _Skip:
-    """The step's "emit nothing" (None would be a tombstone)."""
-
-
-SKIP = _Skip()
-
-
-def table_filter(
-    row: dict[str, Any] | Deleted, _key: str, _ts: int, _headers: Any, state: Any
-) -> dict[str, Any] | _Skip | None:
-    """One topic3 record -> the topic4 row, a tombstone (None), or :data:`SKIP`."""
-    if isinstance(row, dict) and passes(row):
-        state.set("in_table", True)
-        return row
-    if state.get("in_table"):
-        state.delete("in_table")
-        return None
-    if isinstance(row, dict):
-        _filtered(
-            "user %s has NULL columns (%s): not in the cleaned table",
-            row["user_id"],
-            ", ".join(name for name in COLUMNS if row[name] is None),
-        )
-    return SKIP
+def _log_filtered(row: dict[str, Any]) -> None:
+    _filtered(
+        "user %s has NULL columns (%s): not in the cleaned table",
+        row["user_id"],
+        ", ".join(name for name in COLUMNS if row[name] is None),
+    )
 
 
 _filtered = RateLimitedLog("filtered user", logger)
-
-
-class TombstoneJSONSerializer(JSONSerializer):
-    """JSON, except that None is a real tombstone (no value), not the text ``null``."""
-
-    def __call__(self, value: Any, ctx: QuixContext) -> bytes | None:
-        return None if value is None else super().__call__(value, ctx)
 
 
 @dataclass(frozen=True)
@@ -200,12 +169,8 @@ def build(sdf: StreamingDataFrame, config: UsersConfig, topics: UsersTopics) -> 
         topics.dead_letter,
         PROCESSOR,
     )
-    out = rows.apply(table_filter, stateful=True, metadata=True)
-    out = out.filter(lambda value: value is not SKIP)
-    # Table rows are no one record's: the input's headers (Avro schema ids) do not apply.
-    out = out.set_headers(lambda _value, _key, _ts, _headers: [])
     # The key passes through as received: the user_id string.
-    return out.to_topic(topics.cleaned)
+    return filtered_table(rows, table_filter(passes, _log_filtered)).to_topic(topics.cleaned)
 
 
 def declare_topics(app: Application) -> UsersTopics:

@@ -13,8 +13,8 @@ Two paths, the first whenever the statement maps onto it:
   ``source``, so the case must be COUNT(*) (plus WINDOWSTART/WINDOWEND) over string groups
   without WHERE; each input row becomes a page view whose ``source`` is the GROUP BY value.
 - ``engine``: other aggregates, WHERE, non-string groups, and the strict-retention re-runs go
-  straight to ``streams.windowing.WindowEngine``, the engine behind that pipeline, with the
-  case's own aggregates.
+  straight to ``streams.operators.window_engine.WindowEngine``, the engine behind that
+  pipeline, with the case's own aggregates.
 
 A case neither can express (joins, expressions, UDAFs other than COUNT/SUM/AVG/MIN/MAX,
 non-windowed tables, statements ksqlDB rejects) is "not applicable" with the reason.
@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import topics as topic_names
+from contracts import topics as topic_names
 from streams import windows
+from streams.operators.window_engine import Aggregate, DictState, WindowEngine, WindowSpec
 from streams.testing import TestDriver
-from streams.windowing import Aggregate, DictState, WindowEngine, WindowSpec
 
 #: The windowed case files of the brief; the join and filter files are not run here.
 WINDOWED_FILES = (

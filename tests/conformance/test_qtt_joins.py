@@ -1,5 +1,5 @@
 """ksqlDB's stream-table join cases (``joins.json`` of ../shared/ksql-qtt) through the join
-step streams.country runs (``country.join_step``), in the in-memory test driver.
+operator streams.country runs (:mod:`streams.operators.join`), in the in-memory test driver.
 
 Applicable: a JSON stream joined key-to-key (LEFT or INNER) to a JSON table, selecting plain
 columns. Columns are qualified by side inside the harness (``S.NAME``, ``T.NAME``) so that
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from quixstreams import Application
 
-from streams import country
+from streams.operators import join
 from streams.testing import TestDriver
 from tests.conformance.qtt import Case, load_cases
 
@@ -121,13 +121,11 @@ def run(case: Case) -> list[dict[str, Any]]:
         # QTT keys are JSON values (BIGINT keys as numbers).
         views = app.dataframe(app.topic(stream["topic"], key_deserializer="json"))
         rows = app.dataframe(app.topic(table["topic"], key_deserializer="json"))
-        merged = views.apply(lambda v: (country.STREAM, qualified("S", v))).concat(
-            rows.apply(lambda v: (country.TABLE, qualified("T", v)))
-        )
-        step = country.join_step("inner" if p["inner"] else "left", missing)
-        joined = merged.apply(step, stateful=True, metadata=True, expand=True)
+        step = join.join_step("inner" if p["inner"] else "left", missing)
         # INNER: the app routes unmatched views to its late topic; they are no join output.
-        joined = joined.filter(lambda value: "reason" not in value)
+        joined, _excluded = join.stream_table_join(
+            views.apply(lambda v: qualified("S", v)), rows.apply(lambda v: qualified("T", v)), step
+        )
         joined.to_topic(app.topic(_OUT, key_serializer="json"))
 
     outputs = []

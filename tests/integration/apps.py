@@ -15,7 +15,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-#: The environment variables naming every topic of the pipeline (src/pipeline/topics.py): a test
+#: The environment variables naming every topic of the pipeline (src/contracts/topics.py): a test
 #: that runs the whole pipeline sets each to a name of its own.
 TOPIC_VARIABLES = (
     "TOPIC_PAGEVIEWS",

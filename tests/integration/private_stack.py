@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.settings import STACK_HOME
+from clients.settings import STACK_HOME
 
 ROOT = Path(__file__).resolve().parents[2]
 

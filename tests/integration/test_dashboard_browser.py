@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 import requests
 
+from clients.settings import PinotSettings
 from dashboard.queries import SOURCES, DashboardQueries
 from pinot.client import PinotBroker, PinotController
 from pinot.kafka_load import TransactionalWriter
 from pinot.provision import temporary_tables, unique_specs
-from pipeline.settings import PinotSettings
 
 pytestmark = pytest.mark.integration
 

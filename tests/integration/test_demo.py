@@ -24,7 +24,7 @@ import requests
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 
-from pipeline.settings import MySQLSettings, PinotSettings
+from clients.settings import MySQLSettings, PinotSettings
 from producers.mysql import connect
 from tests.integration.apps import TOPIC_VARIABLES
 

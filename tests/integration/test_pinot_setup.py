@@ -10,11 +10,11 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from clients.settings import PinotSettings
 from pinot.client import PinotBroker, PinotController, PinotError
 from pinot.provision import unique_specs
 from pinot.setup import apply_table, main
 from pinot.tables import table_config
-from pipeline.settings import PinotSettings
 
 pytestmark = pytest.mark.integration
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
+from clients.settings import PinotSettings
 from dashboard.queries import SOURCES, ChartData, DashboardQueries
 from pinot.client import PinotBroker, PinotController
 from pinot.kafka_load import TransactionalWriter
 from pinot.provision import temporary_tables, unique_specs
 from pinot.tables import TableSpec
-from pipeline.settings import PinotSettings
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
-from pipeline.settings import SchemaRegistrySettings
+from clients.settings import SchemaRegistrySettings
 from producers.users_source import SCHEMA
 from tests.integration.apps import TOPIC_VARIABLES, StreamsApp, create_topic
 

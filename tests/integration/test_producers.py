@@ -24,7 +24,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from pipeline.partitioning import partition_for
+from contracts.partitioning import partition_for
 from producers.mysql import connect
 from tests.integration.apps import read_all
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.settings import STACK_HOME, MySQLSettings, PinotSettings
+from clients.settings import STACK_HOME, MySQLSettings, PinotSettings
 from producers.mysql import connect, ensure_table
 from stack.services import MYSQL, SERVICES
 from tests.conftest import IN_CI

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from pipeline.settings import librdkafka_properties
+from clients.settings import librdkafka_properties
 from streams.app import add_app_arguments, create_app
 
 ENV = (

@@ -172,6 +172,36 @@ def _name_pattern(node: ast.AST) -> str | ast.AST:
     return node
 
 
+def _template_params(template: ast.JoinedStr) -> set[str]:
+    """The names an f-string formats: ``{prefix}`` and ``{prefix.upper()}`` both give prefix."""
+    names = set()
+    for part in template.values:
+        if isinstance(part, ast.FormattedValue):
+            value = part.value
+            if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
+                value = value.func.value
+            if isinstance(value, ast.Name):
+                names.add(value.id)
+    return names
+
+
+def _fill(template: ast.JoinedStr, values: dict[str, ast.AST]) -> str | None:
+    """The f-string with each parameter a literal string gives, or None if one is not."""
+    out = []
+    for part in template.values:
+        if isinstance(part, ast.Constant):
+            out.append(str(part.value))
+            continue
+        value = part.value  # type: ignore[attr-defined]
+        upper = isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+        name = value.func.value if upper else value
+        literal = values.get(name.id) if isinstance(name, ast.Name) else None
+        if not (isinstance(literal, ast.Constant) and isinstance(literal.value, str)):
+            return None
+        out.append(literal.value.upper() if upper else literal.value)
+    return "".join(out)
+
+
 def _default_of(call: ast.Call) -> str | None:
     if len(call.args) > 1:
         return ast.unparse(call.args[1])
@@ -194,10 +224,15 @@ def discover_env_reads(files: list[Path]) -> dict[str, EnvRead]:
     """Every environment variable the code in ``files`` reads, with its default.
 
     A function that passes one of its parameters to a reader becomes a reader itself (that is
-    how ``pipeline.settings.env`` and ``env_int`` are found), so wrappers need no listing here.
+    how ``clients.settings.env`` and ``env_int`` are found), so wrappers need no listing here.
     """
     trees = {path: ast.parse(path.read_text(encoding="utf-8")) for path in files}
     readers = set(_BASE_READERS) | {"environ.get"}
+    # Functions that read a variable named by an f-string of one of their parameters:
+    # name -> (the parameters, in order; the f-string's parts); their calls with a literal
+    # argument are recorded by name, with the inner read's default.
+    templates: dict[str, tuple[list[str], ast.JoinedStr, str | None]] = {}
+    inner: set[int] = set()  # the reads inside those functions, recorded at their calls instead
     changed = True
     while changed:
         changed = False
@@ -205,18 +240,20 @@ def discover_env_reads(files: list[Path]) -> dict[str, EnvRead]:
             for func in ast.walk(tree):
                 if not isinstance(func, ast.FunctionDef) or func.name in readers:
                     continue
-                params = {arg.arg for arg in func.args.args}
+                params = [arg.arg for arg in func.args.args]
                 for node in ast.walk(func):
-                    if (
-                        isinstance(node, ast.Call)
-                        and _call_name(node) in readers
-                        and node.args
-                        and isinstance(node.args[0], ast.Name)
-                        and node.args[0].id in params
-                    ):
+                    if not (isinstance(node, ast.Call) and _call_name(node) in readers):
+                        continue
+                    if not node.args:
+                        continue
+                    name = node.args[0]
+                    if isinstance(name, ast.Name) and name.id in params:
                         readers.add(func.name)
                         changed = True
                         break
+                    if isinstance(name, ast.JoinedStr) and _template_params(name) & set(params):
+                        templates.setdefault(func.name, (params, name, _default_of(node)))
+                        inner.add(id(node))
 
     found: dict[str, EnvRead] = {}
 
@@ -232,7 +269,19 @@ def discover_env_reads(files: list[Path]) -> dict[str, EnvRead]:
 
     for path, tree in trees.items():
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and _call_name(node) in readers and node.args:
+            if isinstance(node, ast.Call) and _call_name(node) in templates:
+                params, template, default = templates[_call_name(node)]  # type: ignore[index]
+                values = dict(zip(params, node.args, strict=False))
+                values.update({k.arg: k.value for k in node.keywords if k.arg})
+                name = _fill(template, values)
+                if name is not None:
+                    record(ast.Constant(name), default, path, node.lineno)
+            if (
+                isinstance(node, ast.Call)
+                and _call_name(node) in readers
+                and node.args
+                and id(node) not in inner
+            ):
                 record(node.args[0], _default_of(node), path, node.lineno)
             elif isinstance(node, ast.Subscript) and _is_environ(node.value):
                 if isinstance(node.ctx, ast.Load):
@@ -282,6 +331,9 @@ def test_scanner_finds_every_way_of_reading_the_environment(tmp_path: Path) -> N
         "F = 'F_SET' in os.environ\n"
         "for kind in ('x', 'y'):\n"
         "    G = env(f'G_{kind.upper()}_NAME', kind)\n"
+        "def flags(parser, prefix):\n"
+        "    return env(f'{prefix}_GRACE', '')\n"
+        "flags(None, 'WIN')\n"
         "os.environ['H_WRITTEN'] = '1'\n",
         encoding="utf-8",
     )
@@ -294,6 +346,7 @@ def test_scanner_finds_every_way_of_reading_the_environment(tmp_path: Path) -> N
         "E_FLAG": None,
         "F_SET": None,
         "G_*_NAME": "kind",
+        "WIN_GRACE": "''",
     }
 
 
@@ -492,7 +545,7 @@ def test_start_order(service: str, needs: set[str]) -> None:
 
 
 def test_one_shot_services_run_the_shared_setup_commands() -> None:
-    assert command_argv("init-topics") == ["python", "-m", "pipeline.topics", "create"]
+    assert command_argv("init-topics") == ["python", "-m", "contracts.topics", "create"]
     assert environment("init-topics")["TOPIC_PARTITIONS"] == "5"
     assert environment("init-topics")["TOPIC_REPLICATION_FACTOR"] == "3"
     assert command_argv("init-pinot") == ["python", "-m", "pinot.setup"]

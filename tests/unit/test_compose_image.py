@@ -122,7 +122,7 @@ def test_service_modules_come_from_the_installed_image_files(
     image_python: Path, tmp_path: Path
 ) -> None:
     modules = _service_modules()
-    assert "pipeline.topics" in modules and "streams.windows" in modules
+    assert "contracts.topics" in modules and "streams.windows" in modules
     # Modules not written yet are reported by test_compose.py's strict xfail; the image must
     # still carry every module that exists.
     modules = [m for m in modules if importlib.util.find_spec(m) is not None]

@@ -9,8 +9,8 @@ from confluent_kafka import KafkaError, KafkaException
 from quixstreams import Application
 from quixstreams.models.messagecontext import MessageContext
 
-from pipeline import topics as topic_names
-from streams.deadletter import (
+from contracts import topics as topic_names
+from streams.operators.deadletter import (
     MAX_KEY_BYTES,
     MAX_LETTER_BYTES,
     RateLimitedLog,
@@ -84,7 +84,7 @@ def test_good_records_pass_parsed_and_bad_ones_keep_their_bytes_and_headers(driv
 
 
 def test_rejections_are_logged_with_reason_and_position(driver, caplog):
-    with caplog.at_level(logging.WARNING, logger="streams.deadletter"):
+    with caplog.at_level(logging.WARNING, logger="streams.operators.deadletter"):
         driver.pipe("numbers", b"k", b"x", partition=1)
         driver.pipe("numbers", b"k", b"y", partition=1)
     assert caplog.messages == [

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from streams.deadletter import Rejected
+from streams.operators.deadletter import Rejected
 from streams.pageviews import parse_pageview
 
 VIEW = {"session_id": "s1", "user_id": 7, "source": "Inbox", "event_timestamp": 1_700_000_000_000}

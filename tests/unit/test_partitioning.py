@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.partitioning import murmur2, partition_for
+from contracts.partitioning import murmur2, partition_for
 
 JAVA = [
     ("", 275646681, 1),

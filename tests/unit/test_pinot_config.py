@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from contracts import topics
 from pinot.client import PinotController, PinotUnavailable
 from pinot.setup import main, parse_args, selected_specs
 from pinot.tables import default_tables, schema_config, table_config
-from pipeline import topics
 
 EXPECTED = {
     "country": ("pageview_country", topics.PAGEVIEWS_BY_COUNTRY, "country"),

@@ -13,7 +13,7 @@ import fastavro
 import pytest
 from quixstreams import Application
 
-from pipeline import topics as topic_names
+from contracts import topics as topic_names
 from producers.users_source import SCHEMA
 from streams import country, users, windows
 from streams.__main__ import setup as setup_all

@@ -14,9 +14,9 @@ from typing import Any
 from quixstreams import Application
 from quixstreams.context import message_context
 
-from pipeline.partitioning import partition_for
+from contracts.partitioning import partition_for
+from streams.operators.table import TombstoneJSONSerializer
 from streams.testing import Record, TestDriver, to_bytes
-from streams.users import TombstoneJSONSerializer
 
 WORDS = "words"
 COUNTS = "counts"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streams.windowing import (
+from streams.operators.window_engine import (
     INDEX_PAGE_CHARS,
     MAX_GROUP_CHARS,
     MAX_PENDING,

@@ -7,14 +7,10 @@ import json
 
 import pytest
 
+from streams.operators.window_aggregate import window_step
+from streams.operators.window_engine import DictState
 from streams.timestamps import InvalidTimestamp, parse_event_timestamp
-from streams.windowing import DictState
-from streams.windows import (
-    WindowsConfig,
-    add_arguments,
-    config_from_args,
-    window_step,
-)
+from streams.windows import ZERO, WindowsConfig, add_arguments, config_from_args
 
 VIEW = {"session_id": "s1", "user_id": 7, "source": "Inbox", "event_timestamp": 1_700_000_000_000}
 
@@ -76,6 +72,10 @@ def test_invalid_window_sizes_fail_at_startup(monkeypatch):
         parse_args(["--hop-ms", "400000"], monkeypatch)
 
 
+def late_key(view: dict) -> str:
+    return view["session_id"]
+
+
 class FakeTransaction:
     """What ``cached_state`` needs from Quix's transaction: prefixed states and prepare."""
 
@@ -98,7 +98,9 @@ class FakeKeyState:
 def test_window_step_routes_each_window_kind_and_late_records():
     late_calls = []
     config = WindowsConfig(grace_ms=0)
-    step = window_step(config.engine(), lambda *args: late_calls.append(args))
+    step = window_step(
+        config.engine(), lambda *args: late_calls.append(args), "source", ZERO, late_key
+    )
     transaction = FakeTransaction()
     state = FakeKeyState(transaction)
     t0 = 1_700_000_100_000  # a multiple of 5 min
@@ -146,7 +148,7 @@ def test_many_live_transactions_keep_every_cached_update():
     """Each partition's transaction keeps its own cache until it commits, however many are
     live: a bounded cache once dropped a live transaction's entries after 64 transactions, and
     its next record read stale state (one commit interval of counts lost, seen in topic6)."""
-    step = window_step(WindowsConfig().engine(), lambda *args: None)
+    step = window_step(WindowsConfig().engine(), lambda *args: None, "source", ZERO, late_key)
     transactions = [FakeTransaction() for _ in range(70)]
     t0 = 1_700_000_100_000
     for view_number in (1, 2):

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from pipeline.partitioning import partition_for
+from contracts.partitioning import partition_for
 from streams.testing import TestDriver
 from streams.windows import WindowsConfig, setup
 

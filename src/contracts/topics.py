@@ -2,7 +2,7 @@
 
 Names default to the original ksqlDB deployment's and can be overridden by environment
 variables. The native stack and docker-compose's init service both create topics from
-:func:`all_topics` (``python -m pipeline.topics create``), so partition counts and cleanup
+:func:`all_topics` (``python -m contracts.topics create``), so partition counts and cleanup
 policies are never copied between them.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.settings import env, env_int
+from clients.settings import env, env_int
 
 
 @dataclass(frozen=True)
@@ -100,10 +100,10 @@ def create_all(bootstrap_servers: str, topics: list[TopicSpec] | None = None) ->
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    from pipeline.settings import KafkaSettings
+    from clients.settings import KafkaSettings
 
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.topics",
+        prog="python -m contracts.topics",
         description="Create the pipeline's topics (names, partitions and configs from env).",
     )
     parser.add_argument("command", choices=["create", "list"])

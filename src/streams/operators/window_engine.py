@@ -8,7 +8,7 @@ tiny state protocol, so it is unit-testable on a dict and runs inside a Quix sta
 
 API (stable; ``streams.country`` and ``streams.windows`` use it)::
 
-    from streams.windowing import Aggregate, WindowEngine, WindowSpec, count_aggregate
+    from streams.operators.window_engine import Aggregate, WindowEngine, WindowSpec, count_aggregate
 
     specs = [WindowSpec.tumbling(300_000), WindowSpec.hopping(300_000, 60_000),
              WindowSpec.session(300_000)]                  # grace defaults as ksqlDB's (below)
@@ -61,7 +61,8 @@ from typing import Any, Literal, Protocol
 
 from streams import clock as wall_clock
 
-DAY_MS = 24 * 3600 * 1000
+MINUTE_MS = 60_000
+DAY_MS = 24 * 60 * MINUTE_MS
 
 EMIT_MODES: tuple[str, ...] = ("changes", "final", "cached")
 #: ksqlDB's default commit interval (ksql.streams.commit.interval.ms), its record cache's period.

@@ -41,11 +41,11 @@ from quixstreams.models.messagecontext import MessageContext
 from quixstreams.models.rows import Row
 from quixstreams.models.serializers import SerializationError
 
-from pipeline import topics as topic_names
-from pipeline.settings import env_int
+from clients.settings import env_int
+from contracts import topics as topic_names
 from streams import quix
 
-logger = logging.getLogger("streams.deadletter")
+logger = logging.getLogger("streams.operators.deadletter")
 
 #: librdkafka refuses records over ``message.max.bytes`` (1,000,000 by default); a dead letter
 #: stays below it with room for the record's own overhead.

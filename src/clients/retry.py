@@ -16,7 +16,7 @@ from typing import TypeVar
 import httpx
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-logger = logging.getLogger("pipeline.retry")
+logger = logging.getLogger("clients.retry")
 
 T = TypeVar("T")
 
