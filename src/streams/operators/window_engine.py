@@ -59,6 +59,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from contracts.records import window_key
 from streams import clock as wall_clock
 
 MINUTE_MS = 60_000
@@ -175,7 +176,7 @@ class WindowResult:
 
     def key(self) -> str:
         """Window identity: one Pinot upsert row per window, co-partitioned by group."""
-        return f"{self.group}|{self.start}"
+        return window_key(self.group, self.start)
 
     def record(self, group_column: str, zero: dict[str, Any] | None = None) -> tuple[str, dict]:
         """The output record per the shared contract.
@@ -233,7 +234,7 @@ def _to_records(
             record.update(value)
             if sessions[i]:
                 record["deleted"] = False
-        record.route, record.key, record.timestamp = i, f"{group}|{start}", timestamp
+        record.route, record.key, record.timestamp = i, window_key(group, start), timestamp
         append(record)
     return out
 
