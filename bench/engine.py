@@ -6,7 +6,7 @@ counterpart of the limit, and (b) decode + the engine (all three windows) + enco
 output record, in each emission mode, the way ``streams.windows`` calls it. Isolates the
 engine's own cost from Kafka I/O, so its owners can see what optimising it can win.
 
-``--baseline REV`` also runs ``src/streams/windowing.py`` as it was at git revision REV,
+``--baseline REV`` also runs the engine's module as it was at git revision REV,
 interleaved with the current one, so a before/after ratio comes from one run on one machine
 load (absolute figures on a shared machine mean little). ``--profile`` adds each engine's
 top functions by own time under EMIT CHANGES (cProfile).
@@ -31,10 +31,11 @@ import orjson
 
 from bench.preload import PageViewPlan, page_views
 from streams.operators import window_engine as windowing
-from streams.windows import COUNT_COLUMN, WindowsConfig
+from streams.windows import COUNT_COLUMN, ZERO, WindowsConfig
 
 Records = list[tuple[bytes, bytes | None, int]]
-ZERO = {COUNT_COLUMN: 0}
+#: Where the engine's module was: the first path a revision has is the one loaded.
+ENGINE_PATHS = ("src/streams/operators/window_engine.py", "src/streams/windowing.py")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -46,31 +47,53 @@ def decode_encode(records: Records) -> int:
 
 def engine_at(revision: str) -> types.ModuleType:
     """``streams.operators.window_engine`` as of a git revision, loaded as a separate module."""
-    source = subprocess.run(
-        ["git", "show", f"{revision}:src/streams/windowing.py"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    for path in ENGINE_PATHS:
+        shown = subprocess.run(
+            ["git", "show", f"{revision}:{path}"], cwd=ROOT, capture_output=True, text=True
+        )
+        if shown.returncode == 0:
+            break
+    else:
+        raise SystemExit(f"{revision} has none of {', '.join(ENGINE_PATHS)}")
+    source = shown.stdout
     module = types.ModuleType(f"windowing_at_{revision}")
     sys.modules[module.__name__] = module  # dataclasses resolve their module by name
-    exec(compile(source, f"{revision}:src/streams/windowing.py", "exec"), module.__dict__)
+    exec(compile(source, f"{revision}:{path}", "exec"), module.__dict__)
     return module
 
 
 def engine_run(records: Records, emit: str, module: types.ModuleType = windowing) -> int:
     """Decode, engine, encode every output record, as the app's per-record step does.
 
-    A revision without ``WindowEngine.records`` is driven as the app drove it then:
-    ``process``, ``WindowResult.record``, and a copy into the output record.
+    Revisions are driven as the app drove them then: ``process`` returning records (now),
+    ``records`` with the group column and zero (before), or ``process`` returning
+    ``WindowResult`` objects and a copy into the output record (earliest).
     """
     config = WindowsConfig(emit=emit)
-    engine = module.WindowEngine(
-        config.specs(), module.count_aggregate(COUNT_COLUMN), emit, cache_ms=config.cache_ms
-    )
-    state = module.DictState()
+    aggregate = module.count_aggregate(COUNT_COLUMN)
     outputs = 0
+    state = module.DictState()
+    if not hasattr(module, "WindowResult"):
+        engine = (
+            config.engine()
+            if module is windowing
+            else module.WindowEngine(
+                config.specs(),
+                aggregate,
+                emit,
+                cache_ms=config.cache_ms,
+                group_column="source",
+                zero=ZERO,
+            )
+        )
+        for _key, value, ts in records:
+            row = orjson.loads(value)
+            out, _late = engine.process(state, row["source"], row, ts)
+            for record in out:
+                orjson.dumps(record)
+            outputs += len(out)
+        return outputs
+    engine = module.WindowEngine(config.specs(), aggregate, emit, cache_ms=config.cache_ms)
     if hasattr(engine, "records"):
         for _key, value, ts in records:
             row = orjson.loads(value)
@@ -118,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000, help="page views to process")
     parser.add_argument("--runs", type=int, default=3, help="runs of each (median reported)")
     parser.add_argument(
-        "--baseline", metavar="REV", help="also run windowing.py as of this git revision"
+        "--baseline", metavar="REV", help="also run the engine as of this git revision"
     )
     parser.add_argument(
         "--profile", action="store_true", help="top functions by own time, emit changes"

@@ -69,7 +69,14 @@ class CountryConfig:
 
     def engine(self) -> WindowEngine:
         spec = WindowSpec.tumbling(self.window_ms, self.grace_ms)
-        return WindowEngine([spec], country_aggregate(), self.emit, cache_ms=self.cache_ms)
+        return WindowEngine(
+            [spec],
+            country_aggregate(),
+            self.emit,
+            cache_ms=self.cache_ms,
+            group_column="country",
+            zero=ZERO,
+        )
 
 
 def country_aggregate() -> Aggregate:
@@ -186,8 +193,6 @@ def build(
         by_country,
         config.engine(),
         [topics.counts, topics.late],
-        group_column="country",
-        zero=ZERO,
         late_key=lambda view: view["session_id"],
         on_late=late_log("country", logger),
     )

@@ -67,7 +67,14 @@ class WindowsConfig:
 
     def engine(self) -> WindowEngine:
         aggregate = count_aggregate(COUNT_COLUMN)
-        return WindowEngine(self.specs(), aggregate, self.emit, cache_ms=self.cache_ms)
+        return WindowEngine(
+            self.specs(),
+            aggregate,
+            self.emit,
+            cache_ms=self.cache_ms,
+            group_column="source",
+            zero=ZERO,
+        )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,8 +130,6 @@ def build(sdf: StreamingDataFrame, config: WindowsConfig, topics: WindowTopics) 
         by_source,
         config.engine(),
         topics.by_route(),
-        group_column="source",
-        zero=ZERO,
         late_key=lambda view: view["session_id"],
         on_late=late_log("source", logger),
     )

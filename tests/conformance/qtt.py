@@ -348,6 +348,10 @@ def _output(query: Query, key: Any, value: Any, timestamp: int, start: int, end:
     }
 
 
+#: The engine's own fields in a window record (the query's columns are upper-case).
+_BOUNDS = frozenset({"group", "window_start", "window_end", "deleted"})
+
+
 def run_engine(case: Case, strict_retention: bool = False) -> list[dict[str, Any]]:
     """The case's inputs through the window engine alone, with the case's own aggregates."""
     query = parse(case)
@@ -367,7 +371,9 @@ def run_engine(case: Case, strict_retention: bool = False) -> list[dict[str, Any
             continue
         results, _late = engine.process(state, group, row, record.get("timestamp", 0))
         for r in results:
-            outputs.append(_output(query, r.group, r.value, r.timestamp, r.start, r.end, r.kind))
+            value = None if r.get("deleted") else {k: v for k, v in r.items() if k not in _BOUNDS}
+            start, end, kind = r["window_start"], r["window_end"], engine.specs[r.route].kind
+            outputs.append(_output(query, r["group"], value, r.timestamp, start, end, kind))
     return outputs
 
 

@@ -12,7 +12,6 @@ from streams.operators.window_engine import (
     DictState,
     WindowEngine,
     WindowRecord,
-    WindowResult,
     WindowSpec,
     count_aggregate,
 )
@@ -26,14 +25,14 @@ def feed(engine: WindowEngine, records, state: DictState | None = None):
     outputs, lates = [], []
     for group, ts in records:
         results, late = engine.process(state, group, None, ts)
-        outputs += [as_tuple(r) for r in results]
+        outputs += [as_tuple(r, engine.group_column) for r in results]
         lates += [(group, ts, index) for index, _reason in late]
     return outputs, lates
 
 
-def as_tuple(r: WindowResult):
-    count = None if r.value is None else r.value["n"]
-    return (r.spec_index, r.group, r.start, r.end, count, r.timestamp)
+def as_tuple(r: WindowRecord, group_column: str):
+    count = None if r.get("deleted") else r["n"]
+    return (r.route, r[group_column], r["window_start"], r["window_end"], count, r.timestamp)
 
 
 def test_tumbling_counts_every_update_in_aligned_windows():
@@ -178,26 +177,28 @@ def test_cached_emits_the_latest_result_per_window_once_per_period():
         (0, "A", 10, 20, 1, 12),
         (1, "A", 12, 12, 1, 12),
     ]
-    assert state["meta"][3] == {}  # nothing left pending
+    assert engine.meta(state).pending == {}  # nothing left pending
 
 
 def test_flush_due_emits_what_the_next_record_would_have_flushed():
     now = [100.0]
-    engine = WindowEngine([WindowSpec.tumbling(10)], COUNT, "cached", clock=lambda: now[0])
+    engine = WindowEngine(
+        [WindowSpec.tumbling(10)], COUNT, "cached", clock=lambda: now[0], group_column="source"
+    )
     state = DictState()
-    assert engine.flush_due(state, "source", {"n": 0}) == []  # no state yet
+    assert engine.flush_due(state) == []  # no state yet
     feed(engine, [("A", 1)], state)  # flushed at once
-    assert engine.flush_due(state, "source", {"n": 0}) == []  # nothing pending
+    assert engine.flush_due(state) == []  # nothing pending
     now[0] = 100.5
     feed(engine, [("A", 2), ("A", 3)], state)
     now[0] = 101.9
-    assert engine.flush_due(state, "source", {"n": 0}) == []  # period not over
+    assert engine.flush_due(state) == []  # period not over
     now[0] = 102.5
-    records = engine.flush_due(state, "source", {"n": 0})
+    records = engine.flush_due(state)
     assert records == [{"source": "A", "window_start": 0, "window_end": 10, "n": 3}]
     assert (records[0].route, records[0].key, records[0].timestamp) == (0, "A|0", 3)
-    assert state["meta"][3] == {} and state["meta"][4] == 102_500
-    assert engine.flush_due(state, "source", {"n": 0}) == []
+    assert engine.meta(state).pending == {} and engine.meta(state).flushed_ms == 102_500
+    assert engine.flush_due(state) == []
 
 
 def test_all_specs_in_one_call_in_spec_order():
@@ -209,7 +210,7 @@ def test_all_specs_in_one_call_in_spec_order():
     engine = WindowEngine(specs, COUNT)
     results, late = engine.process(DictState(), "Inbox", None, 1_700_000_123_000)
     assert late == []
-    assert [(r.spec_index, r.start, r.end) for r in results] == [
+    assert [(r.route, r["window_start"], r["window_end"]) for r in results] == [
         (0, 1_700_000_100_000, 1_700_000_400_000),
         (1, 1_699_999_860_000, 1_700_000_160_000),
         (1, 1_699_999_920_000, 1_700_000_220_000),
@@ -221,20 +222,32 @@ def test_all_specs_in_one_call_in_spec_order():
 
 
 def test_record_shapes_follow_the_output_contract():
-    live = WindowResult(2, "session", "Inbox", 10, 20, {"pageview_count": 3}, 20)
-    retracted = WindowResult(2, "session", "Inbox", 10, 20, None, 20)
-    tumbling = WindowResult(0, "tumbling", "Inbox", 0, 300, {"pageview_count": 1}, 5)
     zero = {"pageview_count": 0}
+
+    def engine(spec: WindowSpec) -> WindowEngine:
+        return WindowEngine(
+            [spec], count_aggregate("pageview_count"), group_column="source", zero=zero
+        )
+
+    def record(r: WindowRecord) -> tuple[str, dict]:
+        return r.key, dict(r)
+
+    sessions, state = engine(WindowSpec.session(10)), DictState()
+    for ts in (10, 15):
+        sessions.process(state, "Inbox", None, ts)
+    live = sessions.process(state, "Inbox", None, 20)[0][-1]  # after retracting [10, 15]
+    retracted = sessions.process(state, "Inbox", None, 25)[0][0]  # merged into [10, 25]
+    (tumbling,), _late = engine(WindowSpec.tumbling(300)).process(DictState(), "Inbox", None, 5)
     bounds = {"source": "Inbox", "window_start": 10, "window_end": 20}
-    assert live.record("source", zero) == (
+    assert record(live) == (
         "Inbox|10",
         {**bounds, "pageview_count": 3, "deleted": False},
     )
-    assert retracted.record("source", zero) == (
+    assert record(retracted) == (
         "Inbox|10",
         {**bounds, "pageview_count": 0, "deleted": True},
     )
-    assert tumbling.record("source", zero) == (
+    assert record(tumbling) == (
         "Inbox|0",
         {"source": "Inbox", "window_start": 0, "window_end": 300, "pageview_count": 1},
     )
@@ -263,43 +276,11 @@ def test_invalid_configuration_is_rejected_with_a_reason(make, message):
         make()
 
 
-@pytest.mark.parametrize("emit", ["changes", "final", "cached"])
-def test_records_are_the_results_as_output_records(emit):
-    """records() is process() + WindowResult.record(), with route, key and timestamp set."""
+def test_records_carry_route_key_and_timestamp():
     specs = [WindowSpec.tumbling(10), WindowSpec.hopping(10, 5), WindowSpec.session(4)]
-    now = [100.0]
-    views = [("A", 1), ("B", 3), ("A", 4), ("A", 12), ("A", 30), ("B", 2), ("A", 41), ("A", 60)]
-    zero = {"n": 0}
-
-    def engine():
-        return WindowEngine(specs, COUNT, emit, cache_ms=2000, clock=lambda: now[0])
-
-    by_process, by_records = engine(), engine()
-    state_p, state_r = DictState(), DictState()
-    expected, got = [], []
-    for group, ts in views:
-        now[0] += 1.5
-        results, late_p = by_process.process(state_p, group, None, ts)
-        records, late_r = by_records.records(state_r, group, None, ts, "source", zero)
-        assert late_r == late_p
-        expected += [(r.spec_index, *r.record("source", zero), r.timestamp) for r in results]
-        got += [(r.route, r.key, dict(r), r.timestamp) for r in records]
-    assert got == expected
-    assert state_r == state_p
-    # Not vacuous: under EMIT CHANGES 8 tumbling + 12 hopping + 10 session (2 retractions).
-    assert len(got) == 30 if emit == "changes" else len(got) >= len(views)
-
-
-def test_records_are_built_as_the_callers_record_type():
-    class Routed(WindowRecord):
-        __slots__ = ()
-
-    specs = [WindowSpec.tumbling(10), WindowSpec.hopping(10, 5), WindowSpec.session(4)]
-    out, late = WindowEngine(specs, COUNT).records(
-        DictState(), "C", None, 1, "src", {"n": 0}, Routed
-    )
+    engine = WindowEngine(specs, COUNT, group_column="src", zero={"n": 0})
+    out, late = engine.process(DictState(), "C", None, 1)
     assert late == []
-    assert [type(r) for r in out] == [Routed] * 3
     assert [(r.route, r.key, r, r.timestamp) for r in out] == [
         (0, "C|0", {"src": "C", "window_start": 0, "window_end": 10, "n": 1}, 1),
         (1, "C|0", {"src": "C", "window_start": 0, "window_end": 10, "n": 1}, 1),
@@ -378,7 +359,7 @@ def test_state_written_before_the_index_is_migrated_once():
         (1, "B", 4, 4, 1, 4),
         (1, "A", 1, 9, 2, 9),
     ]
-    assert state["meta"][1] == []
+    assert engine.meta(state).legacy_groups == []
     assert not any(k.startswith(("0|A", "0|B", "1|A", "1|B")) for k in state)
 
 
@@ -391,7 +372,7 @@ def test_a_full_record_cache_is_flushed_before_its_period_ends():
     assert out == []
     out, _ = feed(engine, [("one more", 1)], state)
     assert len(out) == MAX_PENDING
-    assert state["meta"][3] == {}
+    assert engine.meta(state).pending == {}
 
 
 def test_a_group_key_longer_than_the_limit_is_the_records_fault():

@@ -10,7 +10,7 @@ import pytest
 from streams.operators.window_aggregate import window_step
 from streams.operators.window_engine import DictState
 from streams.timestamps import InvalidTimestamp, parse_event_timestamp
-from streams.windows import ZERO, WindowsConfig, add_arguments, config_from_args
+from streams.windows import WindowsConfig, add_arguments, config_from_args
 
 VIEW = {"session_id": "s1", "user_id": 7, "source": "Inbox", "event_timestamp": 1_700_000_000_000}
 
@@ -98,9 +98,7 @@ class FakeKeyState:
 def test_window_step_routes_each_window_kind_and_late_records():
     late_calls = []
     config = WindowsConfig(grace_ms=0)
-    step = window_step(
-        config.engine(), lambda *args: late_calls.append(args), "source", ZERO, late_key
-    )
+    step = window_step(config.engine(), lambda *args: late_calls.append(args), late_key)
     transaction = FakeTransaction()
     state = FakeKeyState(transaction)
     t0 = 1_700_000_100_000  # a multiple of 5 min
@@ -138,7 +136,7 @@ def test_window_step_routes_each_window_kind_and_late_records():
     transaction.prepare()
     assert transaction.prepared == 1
     assert list(transaction.states) == ["windows"]
-    assert transaction.states["windows"]["meta"][0] == t0 + 360_000  # stream time
+    assert config.engine().meta(transaction.states["windows"]).stream_time == t0 + 360_000
     written = transaction.states["windows"]
     assert written[f"0|Inbox|{t0 + 300_000}"] == [1, t0 + 360_000]  # [count, max event time]
     assert f"0|Inbox|{t0}" not in written  # closed (grace 0), so deleted
@@ -148,7 +146,7 @@ def test_many_live_transactions_keep_every_cached_update():
     """Each partition's transaction keeps its own cache until it commits, however many are
     live: a bounded cache once dropped a live transaction's entries after 64 transactions, and
     its next record read stale state (one commit interval of counts lost, seen in topic6)."""
-    step = window_step(WindowsConfig().engine(), lambda *args: None, "source", ZERO, late_key)
+    step = window_step(WindowsConfig().engine(), lambda *args: None, late_key)
     transactions = [FakeTransaction() for _ in range(70)]
     t0 = 1_700_000_100_000
     for view_number in (1, 2):

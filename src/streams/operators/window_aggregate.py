@@ -140,15 +140,12 @@ class CachedState:
 def window_step(
     engine: WindowEngine,
     on_late: Callable[[str, int, str], None],
-    group_column: str,
-    zero: dict[str, Any],
     late_key: Callable[[Any], Any],
 ) -> Callable[..., Iterable[WindowRecord]]:
     """The stateful step: one call per record -> its output records in order.
 
     Results of spec ``i`` get route ``i``; records too late for a window get route
-    ``len(engine.specs)``, keyed by ``late_key(value)``, with the reason. ``zero`` is the
-    aggregate of a retracted (merged-away) session.
+    ``len(engine.specs)``, keyed by ``late_key(value)``, with the reason.
     """
     kinds = [spec.kind for spec in engine.specs]
     late_route = len(engine.specs)
@@ -158,9 +155,7 @@ def window_step(
         # dict): a single to_topic with a topic callback then replaces a filter branch per
         # output topic, and Quix's per-stage cost per output record dominates under EMIT
         # CHANGES (8 outputs per page view).
-        out, late = engine.records(
-            cached_state(quix.key_transaction(state)), key, view, timestamp, group_column, zero
-        )
+        out, late = engine.process(cached_state(quix.key_transaction(state)), key, view, timestamp)
         for index, reason in late:
             on_late(key, timestamp, reason)
             record = WindowRecord(pageview=view, window=kinds[index], reason=reason)
@@ -188,15 +183,11 @@ class CacheFlusher:
         stateful: StreamingDataFrame,
         engine: WindowEngine,
         routes: list[Topic],
-        group_column: str,
-        zero: dict[str, Any],
         check_ms: int = 100,
     ) -> None:
         self._sdf = stateful
         self._engine = engine
         self._routes = routes
-        self._group_column = group_column
-        self._zero = zero
         # Not tied to cache_ms: a tiny cache period would make the check per-loop work, and
         # records flush such caches themselves.
         self._check_s = check_ms / 1000
@@ -209,7 +200,7 @@ class CacheFlusher:
         self._next = now + self._check_s
         for partition, transaction in quix.partition_transactions(self._sdf):
             state = cached_state(transaction)
-            records = self._engine.flush_due(state, self._group_column, self._zero)
+            records = self._engine.flush_due(state)
             if not records:
                 continue
             origin = quix.origin(self._sdf.topics[0].name, partition)
@@ -225,22 +216,20 @@ def window_aggregate(
     grouped: StreamingDataFrame,
     engine: WindowEngine,
     routes: list[Topic],
-    group_column: str,
-    zero: dict[str, Any],
     late_key: Callable[[Any], Any],
     on_late: Callable[[str, int, str], None] | None = None,
 ) -> None:
     """The window step on ``grouped`` (keyed by group), its results written to ``routes``
     (one topic per spec, then the late topic) and, under ``--emit cached``, the clock flush.
 
-    ``zero`` is the aggregate columns of a retracted session; a late record is keyed by
-    ``late_key(value)`` and reported to ``on_late`` (default: :func:`late_log`).
+    A late record is keyed by ``late_key(value)`` and reported to ``on_late`` (default:
+    :func:`late_log`).
     """
-    on_late = late_log(group_column) if on_late is None else on_late
-    step = window_step(engine, on_late, group_column, zero, late_key)
+    on_late = late_log(engine.group_column) if on_late is None else on_late
+    step = window_step(engine, on_late, late_key)
     outputs = grouped.apply(step, stateful=True, metadata=True, expand=True)
     if engine.cached:
-        flusher = CacheFlusher(grouped, engine, routes, group_column, zero)
+        flusher = CacheFlusher(grouped, engine, routes)
         quix.register_periodic_task(grouped, flusher.tick)
     outputs = outputs.set_timestamp(lambda out, _key, _ts, _headers: out.timestamp)
     # Window records are not any one input's: do not pass its headers on.

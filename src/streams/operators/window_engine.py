@@ -6,20 +6,26 @@ of tumbling, hopping and session windows over one aggregate in a single call per
 tiny state protocol, so it is unit-testable on a dict and runs inside a Quix stateful ``apply``
 (RocksDB + changelog, hence fault tolerance and exactly-once) in the apps.
 
-API (stable; ``streams.country`` and ``streams.windows`` use it)::
+API (``streams.operators.window_aggregate`` runs it on Quix)::
 
-    from streams.operators.window_engine import Aggregate, WindowEngine, WindowSpec, count_aggregate
+    from streams.operators.window_engine import WindowEngine, WindowSpec, count_aggregate
 
     specs = [WindowSpec.tumbling(300_000), WindowSpec.hopping(300_000, 60_000),
              WindowSpec.session(300_000)]                  # grace defaults as ksqlDB's (below)
-    engine = WindowEngine(specs, count_aggregate("pageview_count"), emit="changes")
-    results, late = engine.process(state, group="Homepage", value=record, timestamp=ts_ms)
-    for r in results:          # WindowResult, in emission order
-        key, value = r.record("source")   # "Homepage|1700000000000", {"source": ..., ...}
-        r.spec_index           # which spec (index into specs) -> pick the output topic
+    engine = WindowEngine(specs, count_aggregate("pageview_count"), emit="changes",
+                          group_column="source", zero={"pageview_count": 0})
+    records, late = engine.process(state, group="Homepage", value=view, timestamp=ts_ms)
+    for r in records:          # WindowRecord, in emission order: the output record's value
+        r.key                  # "Homepage|1700000000000" (contracts.records.window_key)
+        r.route                # which spec (index into specs) -> pick the output topic
         r.timestamp            # output record timestamp (max event time in the window)
     for spec_index, reason in late:  # the record was too late for that window kind
         ...                    # count, log, write the record to the late topic with reason
+    engine.meta(state).stream_time  # inspection: the partition's bookkeeping (PartitionMeta)
+
+A record's value: ``{group_column: group, "window_start", "window_end", **aggregate columns}``;
+session windows add ``deleted``, and a retracted session is ``deleted: true`` with ``zero`` as
+its aggregate columns (Pinot cannot ingest the null value ksqlDB writes).
 
 ``state`` is anything with ``get(key, default=None)``, ``set(key, value)`` and ``delete(key)``
 whose keys are strings and values JSON-serialisable, scoped to ONE input partition (stream time
@@ -57,7 +63,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from contracts.records import window_key
 from streams import clock as wall_clock
@@ -145,85 +151,47 @@ def count_aggregate(column: str) -> Aggregate:
     )
 
 
-#: An engine result before it is shaped for its caller: (spec index, group, window start,
-#: window end, aggregate result or None for a retraction, output timestamp). Plain tuples keep
-#: the per-window cost of the hot loops to one small allocation.
+#: An engine result before it is shaped as a record: (spec index, group, window start, window
+#: end, aggregate result or None for a retraction, output timestamp). Plain tuples keep the
+#: per-window cost of the hot loops to one small allocation.
 _Raw = tuple[int, str, int, int, "dict[str, Any] | None", int]
 
-
-class WindowResult:
-    """One output of the engine: a window's new aggregate, or (``value is None``) its retraction."""
-
-    __slots__ = ("end", "group", "kind", "spec_index", "start", "timestamp", "value")
-
-    def __init__(
-        self,
-        spec_index: int,
-        kind: str,
-        group: str,
-        start: int,
-        end: int,
-        value: dict[str, Any] | None,
-        timestamp: int,
-    ) -> None:
-        self.spec_index = spec_index
-        self.kind = kind
-        self.group = group
-        self.start = start
-        self.end = end
-        self.value = value
-        self.timestamp = timestamp
-
-    def key(self) -> str:
-        """Window identity: one Pinot upsert row per window, co-partitioned by group."""
-        return window_key(self.group, self.start)
-
-    def record(self, group_column: str, zero: dict[str, Any] | None = None) -> tuple[str, dict]:
-        """The output record per the shared contract.
-
-        Sessions carry ``deleted``; a retraction becomes ``deleted: true`` with ``zero`` as the
-        aggregate columns (Pinot cannot ingest the null value ksqlDB writes).
-        """
-        raw = (0, self.group, self.start, self.end, self.value, self.timestamp)
-        (record,) = _to_records(
-            [raw], [self.kind == "session"], group_column, zero or {}, WindowRecord
-        )
-        return record.key, dict(record)
-
-    def __repr__(self) -> str:
-        return (
-            f"WindowResult({self.kind}#{self.spec_index} {self.group!r} "
-            f"[{self.start},{self.end}] {self.value} @{self.timestamp})"
-        )
+# Stored layout (JSON lists, positional to keep state small; the names are only here):
+#: A time window's entry ``"{spec}|{group}|{start}"``: [aggregate, max event time].
+_ACC, _MAX_TS = 0, 1
+#: A session in a group's entry ``"{spec}|{group}|s"`` (sorted list of sessions).
+_START, _END, _SESSION_ACC = 0, 1, 2
+#: The partition's entry ``"meta"``. _LEGACY_GROUPS held every group ever seen before the index
+#: existed; it is migrated once (see _migrate) and then always empty. _PENDING maps a window to
+#: its latest unflushed result under "cached"; _FLUSHED is the last flush, wall-clock ms.
+_STREAM_TIME, _LEGACY_GROUPS, _BOUNDS, _PENDING, _FLUSHED = range(5)
+#: Per spec in meta's _BOUNDS: the lowest and highest live bucket (window start, or end // gap
+#: for sessions) and, for sessions, a lower bound of the earliest live session end.
+_LOW, _HIGH, _EARLIEST = range(3)
+#: An index head ``"{spec}|#|{bucket}"`` (see _Index): [pages, characters in the last page].
+_PAGES, _CHARS = 0, 1
 
 
 class WindowRecord(dict):
-    """An output record ready to produce: the contract's value, with route, key and timestamp.
-
-    JSON serialisation sees only the dict. Built straight from the engine's results by
-    :meth:`WindowEngine.records`, so an app makes one object per output record, not three.
-    """
+    """An output record ready to produce: the contract's value (the dict: all that JSON
+    serialisation sees), with ``route`` (spec index), ``key`` and ``timestamp`` as slots."""
 
     __slots__ = ("key", "route", "timestamp")
 
 
 def _to_records(
-    raw: list[_Raw],
-    sessions: Sequence[bool],
-    group_column: str,
-    zero: dict[str, Any],
-    record_type: type[WindowRecord],
+    raw: list[_Raw], sessions: Sequence[bool], group_column: str, zero: dict[str, Any]
 ) -> list[WindowRecord]:
-    """Raw results as output records per the shared contract (see :meth:`WindowResult.record`);
-    ``sessions[i]``: whether spec ``i`` is a session window (its records carry ``deleted``).
+    """Raw results as output records (the module docstring has their shape); ``sessions[i]``:
+    whether spec ``i`` is a session window (its records carry ``deleted``).
 
     One loop over a batch with item assignment, not a function call per record: under EMIT
     CHANGES this runs 8 times per page view.
     """
     out = []
     append = out.append
-    for i, group, start, end, value, timestamp in raw:
-        record = record_type()
+    for spec, group, start, end, value, timestamp in raw:
+        record = WindowRecord()
         record[group_column] = group
         record["window_start"] = start
         record["window_end"] = end
@@ -232,23 +200,30 @@ def _to_records(
             record["deleted"] = True
         else:
             record.update(value)
-            if sessions[i]:
+            if sessions[spec]:
                 record["deleted"] = False
-        record.route, record.key, record.timestamp = i, window_key(group, start), timestamp
+        record.route, record.key, record.timestamp = spec, window_key(group, start), timestamp
         append(record)
     return out
 
 
 _META = "meta"
-# Positions in the meta entry (one per partition). _LEGACY_GROUPS held every group ever seen
-# before the index existed; it is migrated once (see _migrate) and then always empty.
-_STREAM_TIME, _LEGACY_GROUPS, _BOUNDS, _PENDING, _FLUSHED = range(5)
+
+
+class PartitionMeta(NamedTuple):
+    """The partition's ``"meta"`` entry by name (see :meth:`WindowEngine.meta`)."""
+
+    stream_time: int
+    legacy_groups: list[str]
+    bounds: list[list[int | None]]  #: per spec: [low bucket, high bucket, earliest session end]
+    pending: dict[str, list]  #: window -> its latest unflushed result, under "cached"
+    flushed_ms: int  #: the last flush of "cached", wall-clock ms
 
 
 class _Index:
     """Which groups have windows in a bucket of time, paged so no state value grows with them.
 
-    Entries ``"{spec}|#|{bucket}"`` -> ``[pages, characters in the last page]`` and
+    Entries ``"{spec}|#|{bucket}"`` -> ``[pages, characters in the last page]`` (a head) and
     ``"{spec}|#|{bucket}|{page}"`` -> ``[group, ...]``. A bucket is a time window's start, or
     ``end // gap`` for sessions. A group may be listed twice; readers tolerate it.
     """
@@ -258,15 +233,15 @@ class _Index:
         head_key = f"{spec}|#|{bucket}"
         head = state.get(head_key)
         size = len(group) if isinstance(group, str) else 24  # harnesses group by numbers too
-        if head is None or head[1] + size > INDEX_PAGE_CHARS:
-            head = [0 if head is None else head[0], 0]
-            head[0] += 1
+        if head is None or head[_CHARS] + size > INDEX_PAGE_CHARS:
+            head = [0 if head is None else head[_PAGES], 0]
+            head[_PAGES] += 1
             page: list[str] = []
         else:
-            page = state.get(f"{head_key}|{head[0] - 1}") or []
+            page = state.get(f"{head_key}|{head[_PAGES] - 1}") or []
         page.append(group)
-        head[1] += size
-        state.set(f"{head_key}|{head[0] - 1}", page)
+        head[_CHARS] += size
+        state.set(f"{head_key}|{head[_PAGES] - 1}", page)
         state.set(head_key, head)
 
     @staticmethod
@@ -277,7 +252,7 @@ class _Index:
         if head is None:
             return []
         groups: dict[str, None] = {}
-        for page in range(head[0]):
+        for page in range(head[_PAGES]):
             groups.update(dict.fromkeys(state.get(f"{head_key}|{page}") or []))
             state.delete(f"{head_key}|{page}")
         state.delete(head_key)
@@ -295,7 +270,11 @@ class WindowEngine:
         strict_retention: bool = False,
         cache_ms: int = DEFAULT_CACHE_MS,
         clock: Callable[[], float] = wall_clock.now,
+        group_column: str = "group",
+        zero: dict[str, Any] | None = None,
     ):
+        """``group_column`` names the group in output records; ``zero`` is the aggregate
+        columns of a retracted session (default: none)."""
         if emit not in EMIT_MODES:
             raise ValueError(f"emit mode must be one of {EMIT_MODES}, got {emit!r}")
         if not specs:
@@ -307,6 +286,8 @@ class WindowEngine:
         self.cached = emit == "cached"
         self.cache_ms = cache_ms
         self.clock = clock
+        self.group_column = group_column
+        self.zero = {} if zero is None else dict(zero)
         self.graces = [spec.effective_grace(emit) for spec in self.specs]
         # ksqlDB >= 0.29 purges a time window older than stream time - (size + grace) before
         # EMIT FINAL emits it, losing it. Off by default (we emit every window that closes); on
@@ -323,31 +304,19 @@ class WindowEngine:
 
     def process(
         self, state: WindowState, group: str, value: Any, timestamp: int
-    ) -> tuple[list[WindowResult], list[tuple[int, str]]]:
-        """Add one record: (window results in emission order, [(spec index, late reason)])."""
-        raw, late = self._apply(state, group, value, timestamp)
-        kinds = self._kinds
-        return [WindowResult(i, kinds[i], g, s, e, v, t) for i, g, s, e, v, t in raw], late
-
-    def records(
-        self,
-        state: WindowState,
-        group: str,
-        value: Any,
-        timestamp: int,
-        group_column: str,
-        zero: dict[str, Any],
-        record_type: type[WindowRecord] = WindowRecord,
     ) -> tuple[list[WindowRecord], list[tuple[int, str]]]:
-        """:meth:`process`, with each result already its output record (what an app produces).
-
-        Equal to ``WindowResult.record(group_column, zero)`` per result, with ``route`` = spec
-        index, ``key`` and ``timestamp`` set, but without the intermediate objects: under EMIT
-        CHANGES a page view has 8 results, so they were a large share of its cost.
-        ``record_type`` is any :class:`WindowRecord`-like dict subclass with those slots.
-        """
+        """Add one record: (output records in emission order, [(spec index, late reason)])."""
         raw, late = self._apply(state, group, value, timestamp)
-        return _to_records(raw, self._sessions, group_column, zero, record_type), late
+        return _to_records(raw, self._sessions, self.group_column, self.zero), late
+
+    def meta(self, state: WindowState) -> PartitionMeta | None:
+        """Inspection (tests, tools): the partition's bookkeeping, None before any record."""
+        meta = state.get(_META)
+        if meta is None:
+            return None
+        return PartitionMeta(
+            meta[_STREAM_TIME], meta[_LEGACY_GROUPS], meta[_BOUNDS], meta[_PENDING], meta[_FLUSHED]
+        )
 
     def _apply(
         self, state: WindowState, group: str, value: Any, timestamp: int
@@ -370,7 +339,7 @@ class WindowEngine:
         all_bounds = meta[_BOUNDS]
         for index, size, advance, gap, grace in self._plan:
             close = stream_time - grace
-            bounds = all_bounds[index]
+            bounds = all_bounds[index]  # [_LOW, _HIGH, _EARLIEST]
             if gap:
                 # Kafka Streams: a session closes at end + gap + grace: no record can extend it.
                 close -= gap
@@ -378,14 +347,13 @@ class WindowEngine:
                     state, index, gap, group, value, timestamp, close, bounds, results, late
                 )
                 # Checked here, not in the callee: nothing has closed on almost every record.
-                # Bucket by bucket, except that EMIT FINAL emits a session as soon as it
-                # closes: bounds[2] is a lower bound of the earliest live session end.
-                if bounds[0] is not None and (
-                    (bounds[0] + 1) * gap <= close or (self.final and bounds[2] < close)
+                # Bucket by bucket, except that EMIT FINAL emits a session as soon as it closes.
+                if bounds[_LOW] is not None and (
+                    (bounds[_LOW] + 1) * gap <= close or (self.final and bounds[_EARLIEST] < close)
                 ):
                     self._expire_sessions(state, index, gap, bounds, close, results)
             else:
-                if bounds[0] is not None and bounds[0] + size <= close:
+                if bounds[_LOW] is not None and bounds[_LOW] + size <= close:
                     self._expire_time_windows(state, index, size, advance, bounds, close, results)
                 self._time(
                     state,
@@ -412,19 +380,19 @@ class WindowEngine:
         and scanned all of them for each closing window; session bounds were unused.
         """
         groups = meta[_LEGACY_GROUPS]
-        meta[_BOUNDS] = [[*bounds[:2], None] for bounds in meta[_BOUNDS]]
+        meta[_BOUNDS] = [[bounds[_LOW], bounds[_HIGH], None] for bounds in meta[_BOUNDS]]
         for index, _size, advance, gap, _grace in self._plan:
             bounds = meta[_BOUNDS][index]
             if gap:
                 ends = set()
                 for group in groups:
                     for session in state.get(f"{index}|{group}|s") or []:
-                        ends.add(session[1])
-                        _Index.add(state, index, session[1] // gap, group)
+                        ends.add(session[_END])
+                        _Index.add(state, index, session[_END] // gap, group)
                 if ends:
                     bounds[:] = [min(ends) // gap, max(ends) // gap, min(ends)]
-            elif bounds[0] is not None:
-                for start in range(bounds[0], bounds[1] + 1, advance):
+            elif bounds[_LOW] is not None:
+                for start in range(bounds[_LOW], bounds[_HIGH] + 1, advance):
                     for group in groups:
                         if state.get(f"{index}|{group}|{start}") is not None:
                             _Index.add(state, index, start, group)
@@ -439,10 +407,11 @@ class WindowEngine:
         """
         pending: dict[str, list] = meta[_PENDING]
         kinds = self._kinds
-        for i, g, s, e, v, t in results:
-            key = f"{i}|{g}|{s}|{e}"
+        for spec, group, start, end, value, timestamp in results:
+            key = f"{spec}|{group}|{start}|{end}"
             pending.pop(key, None)  # re-insert: flush order follows the latest update
-            pending[key] = [i, kinds[i], g, s, e, v, t]
+            # The kind is no longer read, but stays: the stored layout does not change.
+            pending[key] = [spec, kinds[spec], group, start, end, value, timestamp]
         return self._due(meta)
 
     def _due(self, meta: list) -> list[_Raw]:
@@ -452,15 +421,9 @@ class WindowEngine:
         if now_ms - meta[_FLUSHED] < self.cache_ms and len(meta[_PENDING]) < MAX_PENDING:
             return []
         pending, meta[_PENDING], meta[_FLUSHED] = meta[_PENDING], {}, now_ms
-        return [(i, g, s, e, v, t) for i, _kind, g, s, e, v, t in pending.values()]
+        return [(spec, *rest) for spec, _kind, *rest in pending.values()]
 
-    def flush_due(
-        self,
-        state: WindowState,
-        group_column: str,
-        zero: dict[str, Any],
-        record_type: type[WindowRecord] = WindowRecord,
-    ) -> list[WindowRecord]:
+    def flush_due(self, state: WindowState) -> list[WindowRecord]:
         """EMIT cached on the clock: a partition's pending results, once their period ended.
 
         ksqlDB's record cache flushes at every commit whether or not input arrives; without
@@ -474,7 +437,7 @@ class WindowEngine:
         raw = self._due(meta)
         if raw:
             state.set(_META, meta)
-        return _to_records(raw, self._sessions, group_column, zero, record_type)
+        return _to_records(raw, self._sessions, self.group_column, self.zero)
 
     # -- time windows (tumbling, hopping) -------------------------------------------------------
 
@@ -505,20 +468,21 @@ class WindowEngine:
                 key = prefix + str(start)
                 stored = state.get(key)
                 if stored is None:
-                    stored = [agg.add(agg.init(), value), ts]
+                    stored = [agg.add(agg.init(), value), ts]  # [_ACC, _MAX_TS]
                     _Index.add(state, index, start, group)
-                    if bounds[0] is None or start < bounds[0]:
-                        bounds[0] = start
-                    if bounds[1] is None or start > bounds[1]:
-                        bounds[1] = start
+                    if bounds[_LOW] is None or start < bounds[_LOW]:
+                        bounds[_LOW] = start
+                    if bounds[_HIGH] is None or start > bounds[_HIGH]:
+                        bounds[_HIGH] = start
                 else:
                     # In place: the state hands out its own object, and set() marks it changed.
-                    stored[0] = agg.add(stored[0], value)
-                    if ts > stored[1]:
-                        stored[1] = ts
+                    stored[_ACC] = agg.add(stored[_ACC], value)
+                    if ts > stored[_MAX_TS]:
+                        stored[_MAX_TS] = ts
                 state.set(key, stored)
                 if not final:
-                    results.append((index, group, start, end, agg.result(stored[0]), stored[1]))
+                    result = agg.result(stored[_ACC])
+                    results.append((index, group, start, end, result, stored[_MAX_TS]))
             start += advance
         if skipped:
             late.append(
@@ -540,7 +504,7 @@ class WindowEngine:
         results: list[_Raw],
     ) -> None:
         """Emit (EMIT FINAL) and delete windows that closed; the index names them."""
-        low, high = bounds[0], bounds[1]
+        low, high = bounds[_LOW], bounds[_HIGH]
         purge_before = close - size  # close = stream time - grace
         start = low
         while start <= high and start + size <= close:
@@ -551,15 +515,13 @@ class WindowEngine:
                     continue
                 state.delete(key)
                 if self.final and not (self.strict_retention and start < purge_before):
-                    acc, max_ts = stored
-                    results.append(
-                        (index, group, start, start + size, self.aggregate.result(acc), max_ts)
-                    )
+                    result = self.aggregate.result(stored[_ACC])
+                    results.append((index, group, start, start + size, result, stored[_MAX_TS]))
             start += advance
         if start > high:
-            bounds[0] = bounds[1] = None
+            bounds[_LOW] = bounds[_HIGH] = None
         else:
-            bounds[0] = start
+            bounds[_LOW] = start
 
     # -- sessions -------------------------------------------------------------------------------
 
@@ -587,12 +549,12 @@ class WindowEngine:
         merged: list[list] = []
         start = end = ts
         for session in sessions:
-            if session[1] >= ts - gap and session[0] <= ts + gap:
+            if session[_END] >= ts - gap and session[_START] <= ts + gap:
                 merged.append(session)
-                if session[0] < start:
-                    start = session[0]
-                if session[1] > end:
-                    end = session[1]
+                if session[_START] < start:
+                    start = session[_START]
+                if session[_END] > end:
+                    end = session[_END]
             else:
                 kept.append(session)
         if end < close:
@@ -607,24 +569,24 @@ class WindowEngine:
         else:
             acc = agg.init()
             for session in merged:
-                acc = agg.merge(acc, session[2])
+                acc = agg.merge(acc, session[_SESSION_ACC])
             acc = agg.add(acc, value)
             if not self.final and (start != ts or end != ts):
                 # ksqlDB retracts every merged session, even one whose bounds did not change.
-                for s in merged:
-                    results.append((index, group, s[0], s[1], None, s[1]))
-            kept.append([start, end, acc])
+                for old in merged:
+                    results.append((index, group, old[_START], old[_END], None, old[_END]))
+            kept.append([start, end, acc])  # [_START, _END, _SESSION_ACC]
             if len(kept) > 1:
                 kept.sort()
             bucket = end // gap
-            if all(s[1] // gap != bucket for s in merged):
+            if all(old[_END] // gap != bucket for old in merged):
                 _Index.add(state, index, bucket, group)
-                if bounds[0] is None or bucket < bounds[0]:
-                    bounds[0] = bucket
-                if bounds[1] is None or bucket > bounds[1]:
-                    bounds[1] = bucket
-            if bounds[2] is None or end < bounds[2]:
-                bounds[2] = end
+                if bounds[_LOW] is None or bucket < bounds[_LOW]:
+                    bounds[_LOW] = bucket
+                if bounds[_HIGH] is None or bucket > bounds[_HIGH]:
+                    bounds[_HIGH] = bucket
+            if bounds[_EARLIEST] is None or end < bounds[_EARLIEST]:
+                bounds[_EARLIEST] = end
             if not self.final:
                 results.append((index, group, start, end, agg.result(acc), end))
         if kept:
@@ -637,7 +599,7 @@ class WindowEngine:
     ) -> list[list]:
         """``sessions`` still open; closed ones are emitted first under EMIT FINAL."""
         for session in sessions:
-            if session[1] < close:
+            if session[_END] < close:
                 break
         else:
             return sessions
@@ -665,7 +627,7 @@ class WindowEngine:
         looked at only under EMIT FINAL, where a session must be emitted as soon as it closes
         (its groups are listed again while they have a session ending in it).
         """
-        low, high, _earliest = bounds
+        low, high = bounds[_LOW], bounds[_HIGH]
         bucket = low
         earliest = None
         while bucket <= high and bucket * gap < close:
@@ -683,7 +645,7 @@ class WindowEngine:
                         state.set(key, live)
                     else:
                         state.delete(key)
-                ends = [s[1] for s in live if s[1] // gap == bucket]
+                ends = [s[_END] for s in live if s[_END] // gap == bucket]
                 if boundary and ends:
                     _Index.add(state, index, bucket, group)
                     earliest = min(ends) if earliest is None else min(earliest, *ends)
@@ -694,8 +656,8 @@ class WindowEngine:
             bounds[:] = [None, None, None]
         else:
             # Sessions in later buckets end at (bucket + 1) * gap or after.
-            bounds[0] = bucket
-            bounds[2] = (bucket + 1) * gap if earliest is None else earliest
+            bounds[_LOW] = bucket
+            bounds[_EARLIEST] = (bucket + 1) * gap if earliest is None else earliest
 
 
 class DictState(dict):
