@@ -26,7 +26,7 @@ Hooks:
    installed by the processors that declare a dead-letter topic).
 7. :class:`DriverHooks`: what :mod:`streams.testing` replaces or calls to run an app with no
    broker (topic metadata lookup, the producer's ``produce_row``, store assignment, the
-   composed topology, periodic tasks, checkpoints).
+   composed topology, periodic tasks, checkpoints, a store's state for inspection).
 
 confluent-kafka has one known defect worked around here as well (:func:`delete_records`).
 """
@@ -47,6 +47,7 @@ from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic
 from quixstreams.models.messagecontext import MessageContext
 from quixstreams.models.rows import Row
+from quixstreams.state.base.state import State
 from quixstreams.state.base.transaction import PartitionTransaction
 
 #: The Quix Streams version whose internals the hooks below are written against.
@@ -192,6 +193,20 @@ class DriverHooks:
             transaction.prepare(processed_offsets={})
             transaction.flush()
         context.init_checkpoint()
+
+    def store_state(
+        self, stream_id: str | None, partition: int, store_name: str, prefix: Any
+    ) -> State:
+        """The open checkpoint's state of a store partition under ``prefix``, as a stateful
+        step sees it; ``stream_id`` may be None when the app has one stateful stream."""
+        stores = self.app._state_manager.stores
+        if stream_id is None:
+            if len(stores) != 1:
+                raise ValueError(f"the app has stateful streams {sorted(stores)}: name one")
+            (stream_id,) = stores
+        checkpoint = self.app._processing_context.checkpoint
+        transaction = checkpoint.get_store_transaction(stream_id, partition, store_name)
+        return transaction.as_state(prefix=prefix)
 
     def close_state(self) -> None:
         self.app._state_manager.close()

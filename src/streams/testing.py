@@ -30,6 +30,8 @@ Wall-clock punctuation (Quix's periodic tasks, e.g. the ``--emit cached`` flush)
 call :meth:`TestDriver.tick`, not on its own, and the processors' wall clock
 (:mod:`streams.clock`) is the driver's: it starts at ``wall_clock_s`` and moves only with
 :meth:`TestDriver.advance_wall_clock` (which then ticks), so no test waits for time to pass.
+:meth:`TestDriver.state` shows what a stateful step holds, as TopologyTestDriver's state
+stores do.
 Not simulated: consumer rebalances, changelog recovery and transactions (use the integration
 tests on the native stack for those), and the timestamp alignment a running Quix consumer
 applies across topics merged with ``concat`` (here pipe order is the processing order, which is
@@ -60,6 +62,7 @@ from quixstreams.context import set_message_context
 from quixstreams.internal_producer import _KEY_UNSET
 from quixstreams.models import Topic, TopicConfig
 from quixstreams.models.serializers import JSONSerializer, StringSerializer
+from quixstreams.state.base.state import State
 
 from contracts.partitioning import partition_for
 from streams import clock, quix
@@ -277,6 +280,25 @@ class TestDriver:
         """Every record produced to any topic since the last read, in produce order."""
         records, self._outputs = self._outputs, []
         return records
+
+    def state(
+        self,
+        prefix: Any,
+        *,
+        partition: int = 0,
+        stream: str | None = None,
+        store: str = "default",
+    ) -> State:
+        """Inspection: a store's state on ``partition`` under ``prefix``, as a stateful step
+        sees it now (``get``; what the step wrote since the last :meth:`commit` included).
+
+        ``prefix`` is the message key a step's state is scoped to (as the step receives it),
+        or a prefix a step chose itself (the window operator's is ``"windows"``; it writes
+        its cache at commits, so :meth:`commit` first). ``stream`` names the stateful stream
+        (its topic's name, a repartition topic's for steps after ``group_by``) when the
+        pipeline has more than one.
+        """
+        return self._hooks.store_state(stream, partition, store, prefix)
 
     def commit(self) -> None:
         """Do to the state what a checkpoint commit does: flush each store transaction to

@@ -89,6 +89,16 @@ def test_a_function_runs_before_each_prepare_of_its_transaction(probe) -> None:
     assert probe.prepared == 1, "PartitionTransaction.prepare is no longer what commits call"
 
 
+def test_a_store_state_is_readable_in_the_open_checkpoint(probe) -> None:
+    probe, driver = probe
+    driver.pipe("numbers", "a", 1, partition=0)
+    state = driver.state("a", partition=0)
+    state.set("seen", 1)  # through the same transaction the step's key state writes to
+    assert probe.transactions[0].as_state(prefix="a").get("seen") == 1, (
+        "checkpoint.get_store_transaction is not the transaction behind the steps' states"
+    )
+
+
 def test_periodic_tasks_run_and_produce_in_the_checkpoint(probe) -> None:
     probe, driver = probe
     driver.tick()

@@ -164,6 +164,20 @@ def test_stream_time_is_per_repartition_partition(partitions, late, tumbling):
         assert [r.value["source"] for r in driver.read("topic6")] == tumbling
 
 
+def test_the_state_shows_each_partitions_stream_time():
+    """State inspection: the window operator's bookkeeping per repartition partition."""
+    config = WindowsConfig(grace_ms=60_000)
+    with TestDriver(lambda app: setup(app, config), partitions=5) as driver:
+        driver.pipe(PAGEVIEWS, *view("s1", "Homepage", T0 + 900_000))
+        driver.pipe(PAGEVIEWS, *view("s2", "Inbox", T0))
+        driver.commit()  # the operator writes its cached state at commits
+        engine = config.engine()
+        times = {p: engine.meta(driver.state("windows", partition=p)) for p in range(5)}
+        assert {p: m.stream_time for p, m in times.items() if m} == {3: T0 + 900_000, 1: T0}
+        inbox = driver.state("windows", partition=1)
+        assert inbox.get(f"0|Inbox|{T0}") == [1, T0]  # tumbling [aggregate, max event time]
+
+
 def test_emit_cached_flushes_a_quiet_partition_on_the_clock():
     """ksqlDB's record cache flushes at commits, input or not: the last updates of a burst
     must not wait in state for the partition's next page view."""
