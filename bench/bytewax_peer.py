@@ -27,6 +27,8 @@ from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSourceMessage
 from bytewax.connectors.kafka import operators as kop
 from bytewax.dataflow import Dataflow
 
+from contracts.records import window_key
+
 log = logging.getLogger("bench.bytewax_peer")
 
 WINDOW_MS = 5 * 60 * 1000
@@ -88,7 +90,7 @@ def parse(msg: KafkaSourceMessage) -> tuple[str, tuple[str, int]] | None:
 
 def to_sink(item: tuple[str, tuple[int, bytes]]) -> KafkaSinkMessage:
     source, (start, row) = item
-    return KafkaSinkMessage(f"{source}|{start}".encode(), row)
+    return KafkaSinkMessage(window_key(source, start).encode(), row)
 
 
 def build(input_topic: str, output_topic: str, bootstrap: str) -> Dataflow:

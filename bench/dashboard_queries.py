@@ -26,9 +26,11 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
+from clients.logs import setup_logging
 from clients.settings import KafkaSettings, PinotSettings
 from contracts import topics
-from dashboard.queries import SOURCES, ChartData, DashboardQueries
+from contracts.records import SOURCES
+from dashboard.queries import ChartData, DashboardQueries
 from pinot.client import PinotBroker, PinotController
 from pinot.kafka_load import TransactionalWriter
 from pinot.provision import temporary_tables, unique_specs
@@ -155,9 +157,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging()
     # The dashboard logs every query; thousands of timed queries would drown the report.
     logging.getLogger("dashboard.queries").setLevel(logging.WARNING)
     args = parse_args()

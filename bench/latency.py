@@ -46,9 +46,10 @@ from tqdm import tqdm
 from bench.dashboard_queries import percentile
 from bench.kafka_io import Broker, unique_name
 from bench.measure import stop
-from bench.preload import SOURCES
 from bench.run import RESULTS, output_env
+from clients.logs import setup_logging
 from clients.settings import KafkaSettings, PinotSettings
+from contracts.records import SOURCES
 from dashboard.queries import DashboardQueries
 from pinot.client import PinotBroker, PinotController
 from pinot.provision import temporary_tables, unique_specs
@@ -441,7 +442,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging()
     logging.getLogger("dashboard.queries").setLevel(logging.WARNING)
     broker = Broker(KafkaSettings.from_env().bootstrap_servers)
     observers = ["topic6", *(["pinot"] if args.pinot else [])]

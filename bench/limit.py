@@ -17,6 +17,8 @@ import signal
 import orjson
 from confluent_kafka import Consumer, Producer
 
+from clients.kafka import produce
+from clients.logs import setup_logging
 from clients.settings import KafkaSettings
 
 log = logging.getLogger("bench.limit")
@@ -51,14 +53,7 @@ def run(bootstrap: str, input_topic: str, output_topic: str, group: str, batch: 
                     log.warning("consume error: %s", msg.error())
                     continue
                 value = orjson.dumps(orjson.loads(msg.value()))
-                while True:
-                    try:
-                        producer.produce(
-                            output_topic, value, msg.key(), timestamp=msg.timestamp()[1]
-                        )
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
+                produce(producer, output_topic, msg.key(), value, msg.timestamp()[1])
                 copied += 1
             producer.poll(0)
     finally:
@@ -81,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS)",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging()
     copied = run(args.bootstrap, args.input, args.output, args.group, args.batch)
     log.info("copied %d records", copied)
     return 0

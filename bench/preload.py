@@ -12,6 +12,7 @@ Users follow topic3's contract (Confluent Avro, key user_id) and topic4's (clean
 from __future__ import annotations
 
 import io
+import json
 import logging
 import random
 import struct
@@ -24,27 +25,16 @@ import orjson
 from confluent_kafka import Producer
 from tqdm import tqdm
 
+from clients.kafka import produce
 from clients.settings import SchemaRegistrySettings
+from contracts.records import SOURCES
+from contracts.users_schema import SCHEMA
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("Homepage", "Inbox", "External")
 COUNTRIES = ("US", "DE", "FR", "IN", "BR", "JP")
 GENDERS = ("F", "M", "X")
 SUBSCRIPTIONS = ("free", "basic", "premium")
-
-#: topic3's value schema, as the JDBC source connector registers it for ``demo.Users``.
-USERS_SCHEMA = {
-    "type": "record",
-    "name": "Users",
-    "fields": [
-        {"name": "user_id", "type": "long"},
-        {"name": "age", "type": ["null", "int"], "default": None},
-        {"name": "gender", "type": ["null", "string"], "default": None},
-        {"name": "country", "type": ["null", "string"], "default": None},
-        {"name": "subscription", "type": ["null", "string"], "default": None},
-    ],
-}
 
 #: (key, value, timestamp ms); value None is a tombstone.
 Record = tuple[bytes, bytes | None, int]
@@ -129,7 +119,7 @@ def confluent_avro(schema_id: int, row: dict[str, object], parsed: object) -> by
 
 
 def users_avro(plan: UserPlan, schema_id: int, ts_ms: int) -> Iterator[Record]:
-    parsed = fastavro.parse_schema(USERS_SCHEMA)
+    parsed = fastavro.parse_schema(json.loads(SCHEMA))
     for user_id, row in user_rows(plan):
         value = None if row is None else confluent_avro(schema_id, row, parsed)
         yield str(user_id).encode(), value, ts_ms
@@ -152,7 +142,7 @@ def register_users_schema(registry_url: str, subject: str) -> int:
     from confluent_kafka.schema_registry import Schema
 
     client = SchemaRegistrySettings(registry_url).client()
-    return client.register_schema(subject, Schema(orjson.dumps(USERS_SCHEMA).decode(), "AVRO"))
+    return client.register_schema(subject, Schema(SCHEMA, "AVRO"))
 
 
 def produce_all(bootstrap: str, topic: str, records: Iterable[Record], total: int) -> int:
@@ -176,13 +166,7 @@ def produce_all(bootstrap: str, topic: str, records: Iterable[Record], total: in
     produced = 0
     with tqdm(total=total, desc=f"produce {topic}", unit="rec", unit_scale=True) as bar:
         for key, value, ts in records:
-            while True:
-                try:
-                    producer.produce(topic, value, key, timestamp=ts, on_delivery=on_delivery)
-                    break
-                except BufferError:
-                    # librdkafka's queue is full: let it drain instead of dropping records.
-                    producer.poll(0.05)
+            produce(producer, topic, key, value, ts, on_delivery=on_delivery)
             produced += 1
             if produced % 10_000 == 0:
                 producer.poll(0)

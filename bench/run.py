@@ -27,6 +27,7 @@ from rich.table import Table
 from bench import preload, profile
 from bench.kafka_io import Broker, group_done, unique_name
 from bench.measure import Measurement, Progress, run_until_done
+from clients.logs import setup_logging
 from clients.settings import KafkaSettings, SchemaRegistrySettings
 
 log = logging.getLogger("bench")
@@ -311,7 +312,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging()
     broker = Broker(KafkaSettings.from_env().bootstrap_servers)
     chosen = [c for c in contenders(args.scale) if not args.only or c.name.startswith(
         ("limit", *args.only))]  # fmt: skip

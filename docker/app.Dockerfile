@@ -11,6 +11,8 @@ WORKDIR /app
 
 # Sources first, then one install: the dependency pins live in pyproject.toml only, so there
 # is no second list to drift. The pip cache mount keeps rebuilds after a code change fast.
+# pinot/ holds the Pinot table definitions: src/pinot/configs links to them and the install
+# packages them.
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY pinot ./pinot

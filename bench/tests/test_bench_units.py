@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 import struct
 
@@ -12,6 +13,7 @@ import orjson
 from bench import bytewax_peer, latency, preload, profile, run
 from bench.kafka_io import group_done
 from bench.measure import steady_rate
+from contracts.users_schema import SCHEMA
 
 
 def test_page_views_follow_the_contract_and_are_deterministic() -> None:
@@ -35,7 +37,7 @@ def test_users_avro_is_confluent_wire_format() -> None:
     assert key == b"1"
     assert value is not None
     assert struct.unpack(">bI", value[:5]) == (0, 42)
-    body = fastavro.schemaless_reader(io.BytesIO(value[5:]), preload.USERS_SCHEMA)
+    body = fastavro.schemaless_reader(io.BytesIO(value[5:]), json.loads(SCHEMA))
     assert body["user_id"] == 1
 
 

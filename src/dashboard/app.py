@@ -16,7 +16,8 @@ import pandas as pd
 import streamlit as st
 
 from clients.settings import PinotSettings, env_int
-from dashboard.queries import MAX_POINTS, SOURCES, ChartData, DashboardQueries
+from contracts.records import SOURCES
+from dashboard.queries import MAX_POINTS, ChartData, DashboardQueries
 from pinot.client import PinotBroker, PinotError, PinotUnavailable
 from pinot.tables import default_tables
 

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from contracts.records import SOURCES
 from dashboard.sql import bind
 from pinot.client import PinotBroker
 from pinot.tables import TableSpec
 
 log = logging.getLogger("dashboard.queries")
 
-#: Page-view sources the producers emit; the source filter accepts nothing else.
-SOURCES: tuple[str, ...] = ("Homepage", "Inbox", "External")
 #: Each chart shows the most recent points only, as the original dashboard did.
 MAX_POINTS = 100
 

@@ -26,17 +26,18 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 import orjson
-from confluent_kafka import Consumer, TopicPartition
 from tqdm import tqdm
 
+from clients.kafka import last_records, tail_consumer
+from clients.logs import setup_logging
 from clients.settings import KafkaSettings, env
 from contracts import topics as topic_names
+from contracts.records import SOURCES
 from producers.kafka import CheckedProducer
 from producers.mysql import DEFAULT_TABLE, connect, table_name
 
 logger = logging.getLogger("producers.events")
 
-SOURCES = ("Homepage", "Inbox", "External")
 DEVICES = ("Mobile", "Desktop", "Tablet")
 NAMES = (
     "Anan",
@@ -128,27 +129,12 @@ class Generator:
 
 def latest_event_time(topic: str) -> int | None:
     """The latest record timestamp in ``topic``'s last records, or None if it is empty."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": KafkaSettings.from_env().bootstrap_servers,
-            "group.id": "events-clock",
-            "enable.auto.commit": False,
-        }
-    )
-    latest = None
+    consumer = tail_consumer(KafkaSettings.from_env().bootstrap_servers, "events-clock")
     try:
-        for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, partition, max(low, high - 20))])
-            for message in consumer.consume(20, timeout=5.0):
-                if message.error() is None:
-                    ts = message.timestamp()[1]
-                    latest = ts if latest is None else max(latest, ts)
+        records = last_records(consumer, topic, 20)
     finally:
         consumer.close()
-    return latest
+    return max((message.timestamp()[1] for message in records), default=None)
 
 
 def user_ids(table: str) -> list[int]:
@@ -285,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=env("LOG_LEVEL", "INFO"))
+    setup_logging()
     if args.rate <= 0 or args.max_views < 1 or not 0 <= args.late_share <= 1:
         parser.error("--rate must be > 0, --max-views >= 1, --late-share in [0, 1]")
     gen = Generator(

@@ -12,6 +12,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from clients.kafka import produce
 from clients.settings import KafkaSettings
 
 
@@ -44,17 +45,26 @@ class CheckedProducer:
         elif self.error is None:
             self.error = error
 
-    def produce(self, topic: str, key: Any, value: Any, timestamp: int = 0, **kw: Any) -> None:
-        """Queue one record; when the local queue is full, serve reports and retry."""
-        while True:
-            try:
-                self.producer.produce(
-                    topic, value=value, key=key, timestamp=timestamp, on_delivery=self._report, **kw
-                )
-                return
-            except BufferError:
-                self.producer.poll(0.05)
-                self.check()
+    def produce(
+        self,
+        topic: str,
+        key: Any,
+        value: Any,
+        timestamp: int = 0,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Queue one record; while the local queue is full, serve reports (stopping on a failed
+        delivery) and retry."""
+        produce(
+            self.producer,
+            topic,
+            key,
+            value,
+            timestamp,
+            on_delivery=self._report,
+            headers=headers,
+            while_full=self.check,
+        )
 
     def poll(self) -> None:
         """Serve delivery reports now (call once per batch, not per record)."""

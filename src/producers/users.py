@@ -18,6 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from clients.logs import setup_logging
 from clients.settings import env, env_int
 from producers.mysql import DEFAULT_TABLE, connect, ensure_table, table_name
 
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--batch", type=int, default=1000, help="rows per INSERT batch")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=env("LOG_LEVEL", "INFO"))
+    setup_logging()
     if not 0 <= args.null_share <= 1:
         parser.error("--null-share must be between 0 and 1")
     spec = UserSpec(

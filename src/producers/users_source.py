@@ -31,19 +31,22 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pymysql
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Message
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from clients.kafka import read_offsets, tail_consumer, watermarks
+from clients.logs import setup_logging
 from clients.retry import T, Unreachable, registry_unreachable, retry_unreachable
 from clients.settings import KafkaSettings, SchemaRegistrySettings, env, env_int
 from contracts import topics as topic_names
+from contracts.users_schema import SCHEMA
 from producers.kafka import CheckedProducer
 from producers.mysql import DEFAULT_TABLE, connect, ensure_table, table_name
 
@@ -51,20 +54,6 @@ logger = logging.getLogger("producers.users_source")
 
 POSITION_HEADER = "source.position"
 RECONNECT_SETTING = "--reconnect-timeout / USERS_SOURCE_RECONNECT_S"
-SCHEMA = json.dumps(
-    {
-        "type": "record",
-        "name": "Users",
-        "namespace": "pageview_streams",
-        "fields": [
-            {"name": "user_id", "type": "long"},
-            {"name": "age", "type": ["null", "int"], "default": None},
-            {"name": "gender", "type": ["null", "string"], "default": None},
-            {"name": "country", "type": ["null", "string"], "default": None},
-            {"name": "subscription", "type": ["null", "string"], "default": None},
-        ],
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -90,8 +79,6 @@ class Position:
 #: Offsets read back from a partition's end at first when looking for the resume point; the
 #: window doubles until it holds a committed record with a position.
 TAIL_WINDOW = 1024
-#: A tail read that gets no record nor end of partition for this long is an error, not a hang.
-TAIL_IDLE_S = 30.0
 
 
 def committed_position(topic: str) -> Position:
@@ -105,27 +92,18 @@ def committed_position(topic: str) -> Position:
     from its end in doubling windows until one holds a positioned record, or the partition's
     start is reached.
     """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": KafkaSettings.from_env().bootstrap_servers,
-            "group.id": f"users-source-resume-{uuid.uuid4().hex[:8]}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            # The end of a read_committed partition (its last stable offset) must be seen:
-            # aborted records and markers at the end are never delivered.
-            "enable.partition.eof": True,
-        }
+    consumer = tail_consumer(
+        KafkaSettings.from_env().bootstrap_servers, f"users-source-resume-{uuid.uuid4().hex[:8]}"
     )
     best = Position()
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        for partition in partitions:
-            tp = TopicPartition(topic, partition)
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            end, window = high, TAIL_WINDOW
-            while end > low:
-                start = max(low, end - window)
-                found = _highest_position(consumer, tp, start, end)
+        for partition, offsets in watermarks(consumer, topic).items():
+            end, window = offsets.stop, TAIL_WINDOW
+            while end > offsets.start:
+                start = max(offsets.start, end - window)
+                found = _highest_position(
+                    read_offsets(consumer, topic, {partition: range(start, end)})
+                )
                 if found is not None:
                     best = max(best, found, key=Position.key)
                     break
@@ -135,37 +113,14 @@ def committed_position(topic: str) -> Position:
     return best
 
 
-def _highest_position(
-    consumer: Consumer, tp: TopicPartition, start: int, end: int
-) -> Position | None:
-    """The highest position among the committed records at offsets [start, end) of ``tp``."""
-    consumer.assign([TopicPartition(tp.topic, tp.partition, start)])
-    best: Position | None = None
-    idle_since = time.monotonic()
-    while True:
-        messages = consumer.consume(1000, timeout=1.0)
-        if messages:
-            idle_since = time.monotonic()
-        elif time.monotonic() - idle_since > TAIL_IDLE_S:
-            raise RuntimeError(
-                f"reading {tp.topic}[{tp.partition}] from offset {start}: no record and no "
-                f"end of partition for {TAIL_IDLE_S:.0f} s"
-            )
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    return best
-                if error.fatal():
-                    raise KafkaException(error)
-                continue  # transient (a broker connection): librdkafka retries on its own
-            if message.offset() >= end:
-                return best  # the window after this one, already read
-            raw = dict(message.headers() or []).get(POSITION_HEADER)
-            if raw is not None:
-                position = Position.decode(raw)
-                if best is None or position.key() > best.key():
-                    best = position
+def _highest_position(records: Iterable[Message]) -> Position | None:
+    """The highest position among ``records``' position headers, None if none has one."""
+    positions = (
+        Position.decode(raw)
+        for message in records
+        if (raw := dict(message.headers() or []).get(POSITION_HEADER)) is not None
+    )
+    return max(positions, key=Position.key, default=None)
 
 
 def _mysql_lost(exc: Exception) -> bool:
@@ -355,9 +310,7 @@ def main(argv: list[str] | None = None) -> None:
         "--table", default=DEFAULT_TABLE, help="MySQL table (env USERS_TABLE; default Users)"
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=env("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging()
     try:
         source = UsersSource(
             args.table, topic_names.USERS, args.batch, args.lag_ms, args.reconnect_timeout

@@ -10,11 +10,10 @@ topics written by Java clients (Kafka Connect, ksqlDB) and with each other.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 
 from quixstreams import Application
 
+from clients.logs import setup_logging
 from clients.settings import KafkaSettings, env, librdkafka_properties
 from streams import quix
 from streams.operators.repartition import RepartitionPurger
@@ -71,10 +70,7 @@ def create_app(args: argparse.Namespace) -> Application:
     ``STREAMS_PRODUCER_CONFIG`` / ``STREAMS_CONSUMER_CONFIG`` add librdkafka properties
     (``key=value,...``: security, batching); the partitioner can be overridden there too.
     """
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging()
     quix.check_version()
     return Application(
         broker_address=KafkaSettings.from_env().bootstrap_servers,

@@ -11,10 +11,11 @@ import argparse
 import json
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 from rich.console import Console
 from rich.table import Table
 
+from clients.kafka import last_records, tail_consumer
 from clients.settings import KafkaSettings
 from contracts import topics
 
@@ -31,28 +32,13 @@ def latest(consumer: Consumer, topic: str, count: int, timeout: float = 5.0) -> 
     """The last ``count`` records of ``topic`` (by timestamp), read from each partition's end.
 
     Each partition contributes at most ``count`` records, so the whole topic is never scanned.
+    Any consumer will do: one that does not report partition ends is done after a quiet second.
     """
+    # A missing topic is the user's typo here, so it is said rather than shown as empty.
     meta = consumer.list_topics(topic, timeout=timeout).topics[topic]
     if meta.error is not None:
         raise RuntimeError(f"topic {topic}: {meta.error}")
-    assignment = []
-    for partition in meta.partitions:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout)
-        if high > low:
-            assignment.append(TopicPartition(topic, partition, max(low, high - count)))
-    if not assignment:
-        return []
-    consumer.assign(assignment)
-    records = []
-    # The end offsets may be transaction markers or aborted records, which read_committed never
-    # delivers, so "done" is a quiet second rather than reaching the high watermark.
-    wait = timeout
-    while (msg := consumer.poll(wait)) is not None:
-        if msg.error():
-            raise RuntimeError(f"topic {topic}: {msg.error()}")
-        records.append(msg)
-        wait = 1.0
-    consumer.unassign()
+    records = last_records(consumer, topic, count, quiet_s=1.0, idle_s=timeout)
     records.sort(key=lambda m: m.timestamp()[1])
     return records[-count:]
 
@@ -118,14 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         help="Kafka (env KAFKA_BOOTSTRAP_SERVERS)",
     )
     args = parser.parse_args(argv)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": args.bootstrap_servers,
-            "group.id": "pageview-streams-peek",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
+    consumer = tail_consumer(args.bootstrap_servers, "pageview-streams-peek")
     console = Console()
     try:
         for topic in args.topics:

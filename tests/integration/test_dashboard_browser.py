@@ -22,7 +22,8 @@ import pytest
 import requests
 
 from clients.settings import PinotSettings
-from dashboard.queries import SOURCES, DashboardQueries
+from contracts.records import SOURCES
+from dashboard.queries import DashboardQueries
 from pinot.client import PinotBroker, PinotController
 from pinot.kafka_load import TransactionalWriter
 from pinot.provision import temporary_tables, unique_specs

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from clients.settings import PinotSettings
-from dashboard.queries import SOURCES, ChartData, DashboardQueries
+from contracts.records import SOURCES
+from dashboard.queries import ChartData, DashboardQueries
 from pinot.client import PinotBroker, PinotController
 from pinot.kafka_load import TransactionalWriter
 from pinot.provision import temporary_tables, unique_specs

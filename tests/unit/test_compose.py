@@ -18,7 +18,6 @@ import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
 from functools import cache
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -27,6 +26,8 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+
+from stack.reference import EnvRead, discover_env_reads, python_files
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -133,172 +134,13 @@ def command_argv(service: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
-# Discovering the environment variables the apps read
-
-
-@dataclass
-class EnvRead:
-    name: str  #: a variable name, or a pattern like PINOT_TABLE_* for f-string names
-    default: str | None  #: source text of the default; None when there is none
-    where: list[str] = field(default_factory=list)
-
-
-_BASE_READERS = {"getenv"}  # os.getenv; os.environ.get / [] / `in` are matched structurally
-
-
-def _is_environ(node: ast.AST) -> bool:
-    return isinstance(node, ast.Attribute) and node.attr == "environ"
-
-
-def _call_name(call: ast.Call) -> str | None:
-    func = call.func
-    if isinstance(func, ast.Attribute) and func.attr == "get" and _is_environ(func.value):
-        return "environ.get"
-    if isinstance(func, ast.Name):
-        return func.id
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return None
-
-
-def _name_pattern(node: ast.AST) -> str | ast.AST:
-    """The variable name a reader is given: a literal, a ``*`` pattern, or the expression."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
-    if isinstance(node, ast.JoinedStr):
-        return "".join(
-            part.value if isinstance(part, ast.Constant) else "*" for part in node.values
-        )
-    return node
-
-
-def _template_params(template: ast.JoinedStr) -> set[str]:
-    """The names an f-string formats: ``{prefix}`` and ``{prefix.upper()}`` both give prefix."""
-    names = set()
-    for part in template.values:
-        if isinstance(part, ast.FormattedValue):
-            value = part.value
-            if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
-                value = value.func.value
-            if isinstance(value, ast.Name):
-                names.add(value.id)
-    return names
-
-
-def _fill(template: ast.JoinedStr, values: dict[str, ast.AST]) -> str | None:
-    """The f-string with each parameter a literal string gives, or None if one is not."""
-    out = []
-    for part in template.values:
-        if isinstance(part, ast.Constant):
-            out.append(str(part.value))
-            continue
-        value = part.value  # type: ignore[attr-defined]
-        upper = isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
-        name = value.func.value if upper else value
-        literal = values.get(name.id) if isinstance(name, ast.Name) else None
-        if not (isinstance(literal, ast.Constant) and isinstance(literal.value, str)):
-            return None
-        out.append(literal.value.upper() if upper else literal.value)
-    return "".join(out)
-
-
-def _default_of(call: ast.Call) -> str | None:
-    if len(call.args) > 1:
-        return ast.unparse(call.args[1])
-    for keyword in call.keywords:
-        if keyword.arg == "default":
-            return ast.unparse(keyword.value)
-    return None
-
-
-def _python_files(roots: list[Path], exclude: list[Path]) -> list[Path]:
-    files = []
-    for root in roots:
-        for path in sorted(root.rglob("*.py")):
-            if not any(path.is_relative_to(skip) for skip in exclude):
-                files.append(path)
-    return files
-
-
-def discover_env_reads(files: list[Path]) -> dict[str, EnvRead]:
-    """Every environment variable the code in ``files`` reads, with its default.
-
-    A function that passes one of its parameters to a reader becomes a reader itself (that is
-    how ``clients.settings.env`` and ``env_int`` are found), so wrappers need no listing here.
-    """
-    trees = {path: ast.parse(path.read_text(encoding="utf-8")) for path in files}
-    readers = set(_BASE_READERS) | {"environ.get"}
-    # Functions that read a variable named by an f-string of one of their parameters:
-    # name -> (the parameters, in order; the f-string's parts); their calls with a literal
-    # argument are recorded by name, with the inner read's default.
-    templates: dict[str, tuple[list[str], ast.JoinedStr, str | None]] = {}
-    inner: set[int] = set()  # the reads inside those functions, recorded at their calls instead
-    changed = True
-    while changed:
-        changed = False
-        for tree in trees.values():
-            for func in ast.walk(tree):
-                if not isinstance(func, ast.FunctionDef) or func.name in readers:
-                    continue
-                params = [arg.arg for arg in func.args.args]
-                for node in ast.walk(func):
-                    if not (isinstance(node, ast.Call) and _call_name(node) in readers):
-                        continue
-                    if not node.args:
-                        continue
-                    name = node.args[0]
-                    if isinstance(name, ast.Name) and name.id in params:
-                        readers.add(func.name)
-                        changed = True
-                        break
-                    if isinstance(name, ast.JoinedStr) and _template_params(name) & set(params):
-                        templates.setdefault(func.name, (params, name, _default_of(node)))
-                        inner.add(id(node))
-
-    found: dict[str, EnvRead] = {}
-
-    def record(name_node: ast.AST, default: str | None, path: Path, line: int) -> None:
-        name = _name_pattern(name_node)
-        if not isinstance(name, str):
-            return  # a wrapper passing its parameter on; its callers are recorded instead
-        read = found.setdefault(name, EnvRead(name, default))
-        if read.default is None:
-            read.default = default
-        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-        read.where.append(f"{shown}:{line}")
-
-    for path, tree in trees.items():
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and _call_name(node) in templates:
-                params, template, default = templates[_call_name(node)]  # type: ignore[index]
-                values = dict(zip(params, node.args, strict=False))
-                values.update({k.arg: k.value for k in node.keywords if k.arg})
-                name = _fill(template, values)
-                if name is not None:
-                    record(ast.Constant(name), default, path, node.lineno)
-            if (
-                isinstance(node, ast.Call)
-                and _call_name(node) in readers
-                and node.args
-                and id(node) not in inner
-            ):
-                record(node.args[0], _default_of(node), path, node.lineno)
-            elif isinstance(node, ast.Subscript) and _is_environ(node.value):
-                if isinstance(node.ctx, ast.Load):
-                    record(node.slice, None, path, node.lineno)
-            elif (
-                isinstance(node, ast.Compare)
-                and len(node.ops) == 1
-                and isinstance(node.ops[0], ast.In | ast.NotIn)
-                and _is_environ(node.comparators[0])
-            ):
-                record(node.left, None, path, node.lineno)
-    return found
+# Discovering the environment variables the apps read (the scanner is stack.reference's,
+# which also renders them into docs/reference.md)
 
 
 @cache
 def app_env_reads() -> dict[str, EnvRead]:
-    return discover_env_reads(_python_files(APP_SOURCES, NOT_DEPLOYED))
+    return discover_env_reads(python_files(APP_SOURCES, NOT_DEPLOYED))
 
 
 def _points_at_this_machine(default: str | None) -> bool:

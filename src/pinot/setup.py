@@ -13,6 +13,8 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 
+from clients.logs import setup_logging
+from clients.settings import PinotSettings
 from pinot.client import PinotBroker, PinotController, PinotError
 from pinot.tables import (
     TableSpec,
@@ -21,7 +23,6 @@ from pinot.tables import (
     schema_config,
     table_config,
 )
-from clients.settings import PinotSettings
 
 log = logging.getLogger("pinot.setup")
 
@@ -174,9 +175,7 @@ def selected_specs(args: argparse.Namespace) -> list[TableSpec]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging()
     args = parse_args(argv)
     try:
         specs = selected_specs(args)

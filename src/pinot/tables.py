@@ -6,8 +6,9 @@ Kafka partition, so a primary key must always arrive on one partition; it does, 
 *is* the primary key. Each update of a window therefore replaces the previous row and queries see
 one current count per (group, window) instead of summing running counts.
 
-The JSON files under ``configs/`` are the reviewed source of truth; this module only fills in
-the names and addresses that differ per deployment (table, topic, Kafka broker list).
+The JSON files under the repository's ``pinot/configs/`` are the reviewed source of truth; this
+module only fills in the names and addresses that differ per deployment (table, topic, Kafka
+broker list).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from contracts import topics
 from clients.settings import KafkaSettings, env, env_int
+from contracts import topics
 
 #: Pinot's own identifier rule is looser; this one also keeps table names safe to put in SQL.
 _CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -75,7 +76,8 @@ def default_tables() -> dict[str, TableSpec]:
 
 @cache
 def _config_json(name: str) -> dict[str, Any]:
-    # Beside this module in a checkout and in an installed wheel (package data) alike.
+    # ``configs`` beside this module links to pinot/configs in a checkout; an installed wheel
+    # (the image's) holds copies as package data.
     return json.loads((_CONFIGS / name).read_text(encoding="utf-8"))
 
 

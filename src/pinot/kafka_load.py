@@ -1,7 +1,7 @@
 """Write window rows to a Kafka topic the way the stream processors do.
 
 Used by the integration tests and the benchmark to load known rows into the Pinot tables:
-keys are the window identity ``"{group}|{window_start}"``, partitioned like Java clients
+keys are the window identity (:func:`contracts.records.window_key`), partitioned like Java clients
 (murmur2) and written inside Kafka transactions, so Pinot's read_committed consumption is
 exercised exactly as in production.
 """
@@ -15,11 +15,9 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from clients.kafka import produce
+from contracts.records import window_key
 from pinot.tables import TableSpec
-
-
-def window_key(group: str, window_start: int) -> str:
-    return f"{group}|{window_start}"
 
 
 class TransactionalWriter:
@@ -49,7 +47,7 @@ class TransactionalWriter:
         self._producer.begin_transaction()
         for row in rows:
             key = window_key(str(row[self._spec.group_column]), int(row["window_start"]))
-            self._produce(key.encode(), json.dumps(row).encode())
+            produce(self._producer, self._spec.topic, key.encode(), json.dumps(row).encode())
             count += 1
         if commit:
             self._producer.commit_transaction(60)
@@ -59,12 +57,3 @@ class TransactionalWriter:
             self._producer.flush(60)
             self._producer.abort_transaction(60)
         return count
-
-    def _produce(self, key: bytes, value: bytes) -> None:
-        while True:
-            try:
-                self._producer.produce(self._spec.topic, key=key, value=value)
-                return
-            except BufferError:
-                # Local queue full on a big load: let librdkafka send, then retry.
-                self._producer.poll(0.5)
