@@ -38,12 +38,10 @@ ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "reference.md"
 REGENERATE = "python -m stack.reference --write"
 
-#: Where the applications' code lives. A root that does not exist or holds no Python (pinot/
-#: keeps only the table definitions since its code moved into src/pinot/) contributes nothing,
-#: so code moving between them needs no change here.
-ENV_ROOTS = ("src", "pinot", "docker")
+#: Where the applications' code lives.
+ENV_ROOTS = ("src", "docker")
 #: Command-line tools: the applications' and the benchmarks'.
-CLI_ROOTS = ("src", "pinot", "docker", "bench")
+CLI_ROOTS = ("src", "docker", "bench")
 #: Packages are imported from src/ (the project's package dir) or from the repository root.
 PACKAGE_ROOTS = ("src", ".")
 
@@ -573,7 +571,7 @@ Generated from the code: `{REGENERATE}` rewrites this file and
 ENV_INTRO = """\
 ## Environment variables
 
-Every variable the applications read (`src/`, `pinot/`, `docker/`), found by scanning their
+Every variable the applications read (`src/`, `docker/`), found by scanning their
 source. An empty value counts as unset. A default shown as `computed:` is the expression the code
 evaluates when it starts; a name with `*` stands for several variables (an f-string in the code).
 Command-line flags, where a tool has one for the same setting, take precedence.

@@ -24,8 +24,8 @@ def setup(
     """All three pipelines on ``app``: users -> topic4, topic1 x topic4 -> topic5, 6, 7, 8.
 
     Quix allows one dataframe per topic, so country and windows branch from one dataframe of
-    topic1; each still validates it, so a bad page view reaches the dead-letter topic once
-    per processor (its ``processor`` header tells which).
+    topic1 and each validates it; a bad page view fails in the first of them, which
+    dead-letters it once (its ``processor`` header tells which).
     """
     users.setup(app, users_config)
     country_topics = country.declare_topics(app)

@@ -10,10 +10,14 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from contracts.records import window_key
 
 #: The environment variables naming every topic of the pipeline (src/contracts/topics.py): a test
 #: that runs the whole pipeline sets each to a name of its own.
@@ -163,3 +167,29 @@ class StreamsApp:
         if internal:
             for future in admin.delete_topics(internal).values():
                 future.exception(timeout=30)
+
+
+def expected_country(
+    views: list[dict[str, Any]], table: dict[int, dict[str, Any]], window_ms: int = 300_000
+) -> dict[str, dict[str, Any]]:
+    """topic5's latest row per window key, computed by brute force from the page views and the
+    cleaned users table (LEFT join: a view without a user counts under "unknown")."""
+    counts: Counter[tuple[str, int]] = Counter()
+    ages: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for view in views:
+        user = table.get(view["user_id"])
+        country = user["country"] if user else "unknown"
+        start = view["event_timestamp"] - view["event_timestamp"] % window_ms
+        counts[country, start] += 1
+        if user:
+            ages[country, start].append(user["age"])
+    return {
+        window_key(c, s): {
+            "country": c,
+            "window_start": s,
+            "window_end": s + window_ms,
+            "pageview_count": n,
+            "average_age": sum(ages[c, s]) / len(ages[c, s]) if ages[c, s] else None,
+        }
+        for (c, s), n in counts.items()
+    }

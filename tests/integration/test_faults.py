@@ -53,11 +53,12 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from producers.users_source import SCHEMA
+from contracts.users_schema import SCHEMA
 from tests.integration.apps import (
     StreamsApp,
     committed_input,
     create_topic,
+    expected_country,
     latest_by_key,
     read_all,
 )
@@ -210,31 +211,6 @@ def expected_table(changes: list[tuple]) -> dict[str, list[dict[str, Any] | None
             out[str(user_id)].append(None)
             in_table.discard(user_id)
     return dict(out)
-
-
-def expected_country(
-    views: list[dict[str, Any]], table: dict[int, dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    """topic5's latest row per ``country|window_start`` (LEFT join: no user -> unknown)."""
-    counts: Counter[tuple[str, int]] = Counter()
-    ages: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for view in views:
-        user = table.get(view["user_id"])
-        country = user["country"] if user else "unknown"
-        start = view["event_timestamp"] - view["event_timestamp"] % WINDOW
-        counts[country, start] += 1
-        if user:
-            ages[country, start].append(user["age"])
-    return {
-        f"{c}|{s}": {
-            "country": c,
-            "window_start": s,
-            "window_end": s + WINDOW,
-            "pageview_count": n,
-            "average_age": sum(ages[c, s]) / len(ages[c, s]) if ages[c, s] else None,
-        }
-        for (c, s), n in counts.items()
-    }
 
 
 # --- Kafka -------------------------------------------------------------------------------------

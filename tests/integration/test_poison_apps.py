@@ -23,7 +23,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
 from clients.settings import SchemaRegistrySettings
-from producers.users_source import SCHEMA
+from contracts.users_schema import SCHEMA
 from tests.integration.apps import TOPIC_VARIABLES, StreamsApp, create_topic
 
 pytestmark = pytest.mark.integration

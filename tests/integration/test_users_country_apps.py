@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 import pytest
 from confluent_kafka import Producer
@@ -19,8 +19,14 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from producers.users_source import SCHEMA
-from tests.integration.apps import StreamsApp, committed_input, latest_by_key, read_all
+from contracts.users_schema import SCHEMA
+from tests.integration.apps import (
+    StreamsApp,
+    committed_input,
+    expected_country,
+    latest_by_key,
+    read_all,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -115,28 +121,6 @@ def make_views(user_ids: list[int], count: int, seed: int = 7) -> list[dict]:
     ]
     views.sort(key=lambda v: v["event_timestamp"])
     return views
-
-
-def expected_country(views: list[dict], table: dict[int, dict]) -> dict:
-    counts: Counter = Counter()
-    ages: dict = defaultdict(list)
-    for v in views:
-        user = table.get(v["user_id"])
-        country = user["country"] if user else "unknown"
-        start = v["event_timestamp"] - v["event_timestamp"] % (5 * MINUTE)
-        counts[country, start] += 1
-        if user:
-            ages[country, start].append(user["age"])
-    return {
-        f"{c}|{s}": {
-            "country": c,
-            "window_start": s,
-            "window_end": s + 5 * MINUTE,
-            "pageview_count": n,
-            "average_age": sum(ages[c, s]) / len(ages[c, s]) if ages[c, s] else None,
-        }
-        for (c, s), n in counts.items()
-    }
 
 
 def test_country_app_joins_and_counts_exactly_across_a_sigkill(kafka, topics, tmp_path):

@@ -19,11 +19,11 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
+from contracts.records import SOURCES
 from tests.integration.apps import StreamsApp, committed_input, latest_by_key, read_all
 
 pytestmark = pytest.mark.integration
 
-SOURCES = ("Homepage", "Inbox", "External")
 T0 = 1_700_000_100_000  # a multiple of 5 minutes
 MINUTE = 60_000
 BAD = [

@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from stack.reference import EnvRead, discover_env_reads, python_files
+from stack.reference import ENV_ROOTS, EnvRead, discover_env_reads, python_files
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -36,7 +36,7 @@ COMPOSE_ENV = {"MYSQL_PASSWORD": "test-only-password"}
 
 #: The project's application code. src/stack is the native stack's launcher (its variables pick
 #: ports and versions of processes compose does not run) and bench/ is not deployed.
-APP_SOURCES = [ROOT / "src", ROOT / "pinot", ROOT / "docker"]
+APP_SOURCES = [ROOT / root for root in ENV_ROOTS]
 NOT_DEPLOYED = [ROOT / "src" / "stack"]
 
 BROKERS = ("kafka1", "kafka2", "kafka3")

@@ -14,7 +14,7 @@ import pytest
 from quixstreams import Application
 
 from contracts import topics as topic_names
-from producers.users_source import SCHEMA
+from contracts.users_schema import SCHEMA
 from streams import country, users, windows
 from streams.__main__ import setup as setup_all
 from streams.testing import TestDriver

@@ -10,7 +10,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from producers.users_source import SCHEMA
+from contracts.users_schema import SCHEMA
 from streams import __main__ as combined
 from streams import country, users, windows
 from streams.testing import TestDriver

@@ -16,7 +16,7 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from clients.retry import Unreachable
-from producers.users_source import SCHEMA
+from contracts.users_schema import SCHEMA
 from streams.testing import TestDriver
 from streams.users import UsersConfig, avro_parser, setup
 
