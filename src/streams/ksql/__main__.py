@@ -1,0 +1,102 @@
+"""``python -m streams.ksql``: ksqlDB statements on Quix Streams.
+
+python -m streams.ksql explain FILE.sql          # the Quix topology of each query
+python -m streams.ksql test -s S.sql -i IN.json -o OUT.json   # ksql-test-runner's format
+python -m streams.ksql conformance [--file NAME] [-v]         # ksqlDB's own test cases
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from clients.logs import setup_logging
+from streams.ksql import conformance
+from streams.ksql.compiler import compile_sql
+from streams.ksql.errors import KsqlError
+
+
+def explain(args: argparse.Namespace) -> int:
+    try:
+        program = compile_sql(Path(args.file).read_text())
+    except KsqlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(program.explain() or "no persistent queries")
+    return 0
+
+
+def test(args: argparse.Namespace) -> int:
+    """ksqlDB's ksql-test-runner: exit 0 when the outputs match, 1 with what differs."""
+    try:
+        case = conformance.test_runner_case(
+            Path(args.statements), Path(args.input), Path(args.output)
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    result = conformance.run_case(case)
+    if result.status == conformance.PASSED:
+        print("Test passed!")
+        return 0
+    print(f"Test failed: {result.detail}", file=sys.stderr)
+    return 1
+
+
+def run_conformance(args: argparse.Namespace) -> int:
+    cases = conformance.load_cases(Path(args.dir) if args.dir else None, args.file or None)
+    results = [
+        conformance.run_case(case)
+        for case in tqdm(cases, desc="ksqlDB cases", unit="case", disable=args.quiet)
+    ]
+    print(conformance.table(results))
+    if args.verbose:
+        for result in results:
+            if result.status != conformance.PASSED:
+                print(f"{result.status}: {result.case.path}: {result.detail}")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                [{"case": r.case.path, "status": r.status, "detail": r.detail} for r in results],
+                indent=1,
+            )
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m streams.ksql",
+        description="ksqlDB statements compiled onto Quix Streams pipelines.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("explain", help="print each persistent query's Quix topology")
+    p.add_argument("file", help="a .sql file of ksqlDB statements")
+    p.set_defaults(func=explain)
+    p = commands.add_parser(
+        "test", help="run a ksql-test-runner case (statements, inputs, expected outputs)"
+    )
+    p.add_argument("-s", "--statements", required=True, help="the .sql file")
+    p.add_argument("-i", "--input", required=True, help='input.json: {"inputs": [...]}')
+    p.add_argument("-o", "--output", required=True, help='output.json: {"outputs": [...]}')
+    p.set_defaults(func=test)
+    p = commands.add_parser("conformance", help="run ksqlDB's query-validation cases")
+    p.add_argument(
+        "--dir", help="the cases' folder (default: ../shared/ksql-qtt beside the repository)"
+    )
+    p.add_argument("--file", action="append", help="only this case file (name without .json)")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every case not passed")
+    p.add_argument("--json", help="also write every case's result to this file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_conformance)
+    args = parser.parse_args(argv)
+    setup_logging()
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
