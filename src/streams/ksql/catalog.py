@@ -62,6 +62,8 @@ class Source:
     partitions: int | None = None
     #: The query that writes it (None: declared over an existing topic).
     query_id: str | None = None
+    #: ``CREATE SOURCE``: no INSERT INTO, no DELETE TOPIC.
+    read_only: bool = False
 
     @property
     def key_columns(self) -> tuple[Column, ...]:
@@ -80,12 +82,14 @@ class Source:
     @cached_property
     def key_serde(self) -> formats.Serde:
         columns = [(c.name, c.type) for c in self.key_columns]
-        return formats.key_serde(self.key_format, columns, self.properties)
+        return formats.key_serde(
+            self.key_format, columns, self.properties, topic=self.topic, source=self.name
+        )
 
     @cached_property
     def value_serde(self) -> formats.Serde:
         columns = [(c.name, c.type) for c in self.value_columns]
-        return formats.value_serde(self.value_format, columns, self.properties)
+        return formats.value_serde(self.value_format, columns, self.properties, topic=self.topic)
 
     @cached_property
     def windowed_key_serde(self) -> formats.WindowedSerde:

@@ -135,6 +135,12 @@ def _execute(program: Program, statement: ast.AnyStatement) -> None:
         _create_as(program, statement)
     elif isinstance(statement, ast.InsertInto):
         target = program.catalog.get(statement.target)
+        if target.kind == "TABLE":
+            raise KsqlError(
+                f"INSERT INTO can only be used to insert into a stream. {target.name} is a table."
+            )
+        if target.read_only:
+            raise KsqlError(f"Cannot insert into read-only stream: {target.name}")
         query_id = f"INSERTQUERY_{len(program.queries)}"
         plan = plan_query(statement.query, program.catalog, target.kind, target.name, query_id)
         _check_insert(plan.sink, target)
@@ -173,8 +179,27 @@ def declare_source(statement: ast.CreateSource) -> Source:
         raise KsqlError('Missing required property "KAFKA_TOPIC" which has no default value.')
     key_format, value_format = formats.resolve_formats(props, {"KEY_FORMAT": "KAFKA"})
     if not statement.columns:
-        formats.value_serde(value_format, [], props)  # the format's own checks come first
-        raise Unsupported("sources whose schema comes from the Schema Registry")
+        # ksqlDB infers the columns from the Schema Registry: the key's when its format is a
+        # registry format, the value's likewise (the latest schema of `<topic>-key` and
+        # `<topic>-value`, or the one KEY_SCHEMA_ID / VALUE_SCHEMA_ID names). The one place
+        # compiling talks to the registry.
+        from dataclasses import replace
+
+        topic = str(props["KAFKA_TOPIC"])
+        inferred = []
+        if key_format in formats.REGISTRY_FORMATS:
+            for name, sql_type in formats.registry_columns(key_format, topic, "key", props):
+                inferred.append(
+                    ast.ColumnDef(name, sql_type, key=True, primary_key=kind == "TABLE")
+                )
+        if value_format in formats.REGISTRY_FORMATS:
+            for name, sql_type in formats.registry_columns(value_format, topic, "value", props):
+                inferred.append(ast.ColumnDef(name, sql_type))
+        else:
+            formats.value_serde(value_format, [], props)  # the format's own checks come first
+        if not inferred:
+            raise KsqlError("The statement does not define any columns.")
+        statement = replace(statement, columns=tuple(inferred))
     columns = []
     for column in statement.columns:
         if column.headers or column.header:
@@ -211,6 +236,7 @@ def declare_source(statement: ast.CreateSource) -> Source:
         timestamp_column=_upper(props.get("TIMESTAMP")),
         timestamp_format=props.get("TIMESTAMP_FORMAT"),
         partitions=props.get("PARTITIONS"),
+        read_only=statement.source,
     )
     source.key_serde  # noqa: B018 -- the format checks the key schema now, with its message
     source.value_serde  # noqa: B018

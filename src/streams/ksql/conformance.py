@@ -19,11 +19,16 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from streams.ksql import qtt_functions  # noqa: F401 -- registers the cases' test functions
 from streams.ksql.catalog import Source
 from streams.ksql.compiler import Program, compile_sql
 from streams.ksql.errors import KsqlError, Unsupported
+from streams.ksql.formats import use_registry
+
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import RegisteredSchema, Schema
 
 PASSED, FAILED, NOT_APPLICABLE = "passed", "failed", "not applicable"
 
@@ -92,7 +97,18 @@ def run_case(case: Case) -> Result:
 
 
 def _run_variant(case: Case, statements: str) -> tuple[str, str]:
-    """Compile, run and compare one variant: (status, detail)."""
+    """Compile, run and compare one variant: (status, detail), over a registry of its own
+    holding the schemas the case registers (as ksqlDB's test runner gives each case), made
+    if the variant uses one."""
+    topics = case.raw.get("topics") or []
+    previous = use_registry(lambda: _case_registry(topics))
+    try:
+        return _compile_and_run(case, statements)
+    finally:
+        use_registry(previous)
+
+
+def _compile_and_run(case: Case, statements: str) -> tuple[str, str]:
     expected_error = case.raw.get("expectedException")
     try:
         program = compile_sql(statements, _properties(case.raw))
@@ -116,6 +132,88 @@ def _run_variant(case: Case, statements: str) -> tuple[str, str]:
         return FAILED, f"expected rejection: {expected_error.get('message', '')}"
     difference = _compare(actual, _normalised(program, case.raw.get("outputs", [])))
     return (FAILED, difference) if difference else (PASSED, "")
+
+
+#: The registry's name for the schema language of each format a case's topic may give.
+_SCHEMA_TYPES = {"AVRO": "AVRO", "JSON_SR": "JSON", "PROTOBUF": "PROTOBUF"}
+
+
+def _case_registry(topics: list[dict[str, Any]]) -> CaseRegistry:
+    """A fresh registry with the schemas of the case's ``topics`` registered under
+    ``<topic>-key`` / ``<topic>-value``, in order: with the id the case gives one (its
+    statements may pick it by KEY_SCHEMA_ID / VALUE_SCHEMA_ID), else the next free id."""
+    from confluent_kafka.schema_registry import Schema
+
+    registry = CaseRegistry()
+    for topic in topics:
+        for role in ("key", "value"):
+            schema = topic.get(f"{role}Schema")
+            fmt = str(topic.get(f"{role}Format") or topic.get("format") or "").upper()
+            if schema is not None and fmt in _SCHEMA_TYPES:
+                # A Protobuf schema is its .proto text; an Avro or JSON one is a JSON value
+                # (a bare string: an Avro primitive's name).
+                text = schema if fmt == "PROTOBUF" else json.dumps(schema)
+                registry.register(
+                    f"{topic['name']}-{role}",
+                    Schema(text, _SCHEMA_TYPES[fmt]),
+                    topic.get(f"{role}SchemaId"),
+                )
+    return registry
+
+
+class CaseRegistry:
+    """An in-process Schema Registry, one per case: the client calls streams.ksql makes
+    (``register_schema``, ``get_schema``, ``get_latest_version``) with the real registry's
+    semantics -- an id is global, one per distinct schema whatever its subject, so records of
+    the same key schema on two topics have the same bytes, as key joins need -- and
+    registering under a given id, as ksqlDB's test runner does. (confluent-kafka's mock, the
+    client ``SchemaRegistryClient.new_client({"url": "mock://..."})`` makes, numbers every
+    registration anew and cannot take an id.)"""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str], int] = {}
+        self._schemas: dict[int, Schema] = {}
+        self._versions: dict[str, list[int]] = defaultdict(list)
+
+    def register(self, subject: str, schema: Schema, schema_id: int | None = None) -> int:
+        content = (schema.schema_type or "AVRO", schema.schema_str)
+        if schema_id is None:
+            schema_id = self._ids.get(content) or max(self._schemas, default=0) + 1
+        self._ids.setdefault(content, schema_id)
+        self._schemas[schema_id] = schema
+        if schema_id not in self._versions[subject]:
+            self._versions[subject].append(schema_id)
+        return schema_id
+
+    def register_schema(
+        self, subject_name: str, schema: Schema, normalize_schemas: bool = False
+    ) -> int:
+        return self.register(subject_name, schema)
+
+    def get_schema(
+        self, schema_id: int, subject_name: str | None = None, fmt: str | None = None
+    ) -> Schema:
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        if schema_id not in self._schemas:
+            raise SchemaRegistryError(404, 40403, "Schema not found")
+        return self._schemas[schema_id]
+
+    def get_latest_version(self, subject_name: str, fmt: str | None = None) -> RegisteredSchema:
+        from confluent_kafka.schema_registry import RegisteredSchema
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        versions = self._versions.get(subject_name)
+        if not versions:
+            raise SchemaRegistryError(404, 40401, f"Subject '{subject_name}' not found.")
+        schema_id = versions[-1]
+        return RegisteredSchema(
+            subject=subject_name,
+            version=len(versions),
+            schema_id=schema_id,
+            guid=None,
+            schema=self._schemas[schema_id],
+        )
 
 
 def _properties(raw: dict[str, Any]) -> dict[str, str]:

@@ -49,7 +49,13 @@ from streams.ksql.errors import KsqlError, Unsupported
 from streams.ksql.expressions import Scope, compile_expression, infer_name
 from streams.ksql.rewrite import column_refs, function_calls, sql, transform
 from streams.operators.deadletter import RecordRejected, Rejected
-from streams.operators.join import join_step, stream_table_join
+from streams.operators.join import (
+    JoinedDeletion,
+    join_step,
+    stream_stream_join,
+    stream_table_join,
+    table_table_join,
+)
 from streams.operators.window_aggregate import late_log, window_step
 from streams.operators.window_engine import Aggregate, WindowEngine, WindowSpec
 
@@ -145,20 +151,23 @@ class Relation:
     def row_key(self, name: str) -> str:
         return f"{self.label}.{name}" if self.qualified else name
 
-    def entries(self, system: bool = True) -> list[tuple[str | None, str, str, ast.SqlType]]:
+    def entries(self, windowed: bool = False) -> list[tuple[str | None, str, str, ast.SqlType]]:
+        """Scope entries of the columns, the system columns and, for a windowed source or a
+        windowed aggregation (``windowed``), the window bounds."""
         out = [(self.label, c.name, self.row_key(c.name), c.type) for c in self.source.columns]
-        if system:
-            for name in (ROWTIME, ROWPARTITION, ROWOFFSET):
+        for name in (ROWTIME, ROWPARTITION, ROWOFFSET):
+            out.append((self.label, name, self.row_key(name), SYSTEM_COLUMNS[name]))
+        if self.source.window is not None or windowed:
+            for name in (WINDOWSTART, WINDOWEND):
                 out.append((self.label, name, self.row_key(name), SYSTEM_COLUMNS[name]))
-            if self.source.window is not None:
-                for name in (WINDOWSTART, WINDOWEND):
-                    out.append((self.label, name, self.row_key(name), SYSTEM_COLUMNS[name]))
         return out
 
 
-def _scope(relations: Sequence[Relation]) -> tuple[Scope, dict[str, tuple[str, str]]]:
+def _scope(
+    relations: Sequence[Relation], windowed: bool = False
+) -> tuple[Scope, dict[str, tuple[str, str]]]:
     """The scope of ``relations``, and each row key's (label, column)."""
-    entries = [entry for relation in relations for entry in relation.entries()]
+    entries = [entry for relation in relations for entry in relation.entries(windowed)]
     return Scope(entries), {row_key: (label, name) for label, name, row_key, _t in entries}
 
 
@@ -218,11 +227,10 @@ def row_reader(source: Source, relation: Relation) -> Callable[..., Any]:
             row[window_names[0]], row[window_names[1]] = bounds
         if ts_key is not None and values is not None:
             event_time = ts_parse(row[ts_key])
-            if event_time is None:
-                raise RecordRejected(
-                    Rejected(f"timestamp column {ts_key} is null or unreadable", "BadTimestamp"),
-                    PROCESSOR,
-                )
+            if event_time is None or event_time < 0:
+                # Kafka Streams skips a record whose extracted timestamp is invalid.
+                reason = f"timestamp column {ts_key} is null, negative or unreadable"
+                raise RecordRejected(Rejected(reason, "BadTimestamp"), PROCESSOR)
             row[system[0]] = event_time
         return row
 
@@ -316,8 +324,8 @@ def _outputs(
         name = item.alias
         if name is None:
             inferred = infer_name(item.expr)
-            if joined and isinstance(expr, ast.ColumnRef) and expr.name in SYSTEM_COLUMNS:
-                # Both sides have them: ksqlDB names them by source, as SELECT * names all.
+            if joined and isinstance(expr, ast.ColumnRef) and _ambiguous(expr.name, relations):
+                # A name both sides have is named by its source, as SELECT * names all.
                 inferred = f"{expr.source}_{expr.name}"
             if inferred is None:
                 inferred = f"KSQL_COL_{unnamed}"
@@ -350,6 +358,13 @@ def _outputs(
             raise KsqlError(f"Duplicate column names: {output.name}")
         seen.add(output.name)
     return outputs
+
+
+def _ambiguous(name: str, relations: Sequence[Relation]) -> bool:
+    """Whether more than one of ``relations`` has a column ``name`` (system columns: all)."""
+    if name in SYSTEM_COLUMNS:
+        return True
+    return sum(r.source.column(name) is not None for r in relations) > 1
 
 
 def _check_where(where: ast.Expr, scope: Scope, clause: str = "WHERE") -> Callable[[dict], Any]:
@@ -424,7 +439,9 @@ def _sink(
     key_format, value_format = formats.resolve_formats(
         properties, {"KEY_FORMAT": inherit.key_format, "VALUE_FORMAT": inherit.value_format}
     )
-    if "FORMAT" not in properties and "KEY_FORMAT" not in properties:
+    if not ({"FORMAT", "KEY_FORMAT"} & (set(properties) | set(inherit.properties))) and not (
+        inherit.key_columns
+    ):
         key_format = _derived_key_format(key_format, keys)
     props = {**_inherited(inherit, key_format, value_format), **properties}
     columns = [Column(o.name, o.type, key=True) for o in keys]
@@ -462,8 +479,9 @@ def _inherited(source: Source, key_format: str, value_format: str) -> dict[str, 
 
 
 def _derived_key_format(key_format: str, keys: list[Output]) -> str:
-    """ksqlDB's key format for a sink that sets none: the source's, unless it cannot carry
-    the key (several columns in KAFKA or NONE, or a type it does not support): then JSON."""
+    """ksqlDB's key format for a sink whose source is keyless and neither sets one: the
+    default (KAFKA), unless it cannot carry the key (several columns, or a type it does not
+    support): then JSON."""
     if key_format in ("KAFKA", "NONE") and len(keys) > 1:
         return "JSON"
     try:
@@ -514,28 +532,34 @@ class QueryPlan:
 
 
 def _key_encoder(sink: Source, keys: list[Callable[[dict], Any]]) -> Callable[[dict], bytes | None]:
-    """A row's key bytes: None (a null key) for a keyless sink or a key whose columns are all
-    null, as ksqlDB writes them."""
+    """A row's key bytes: None (a null key) for a keyless sink or a single null key column,
+    as ksqlDB writes them (several columns are a struct, even of nulls)."""
     serde = sink.key_serde
 
     def encode(row: dict) -> bytes | None:
         if not keys:
             return None
         values = [fn(row) for fn in keys]
-        return None if all(v is None for v in values) else serde.serialize(values)
+        return None if len(values) == 1 and values[0] is None else serde.serialize(values)
 
     return encode
 
 
 def _encoder(
-    sink: Source, keys: list[Callable[[dict], Any]], values: list[Callable[[dict], Any]]
+    sink: Source,
+    keys: list[Callable[[dict], Any]],
+    values: list[Callable[[dict], Any]],
+    tombstone_keys: list[Callable[[dict], Any]] | None = None,
 ) -> Callable[[dict, int], Encoded]:
-    """A row's output record; a :class:`Tombstone` row has no value."""
+    """A row's output record. A :class:`Tombstone` row has no value, and its key is computed
+    by ``tombstone_keys`` (default ``keys``): ksqlDB evaluates nothing on a null value, so
+    only the key columns it was read with survive into the key."""
     key_of, value_serde = _key_encoder(sink, keys), sink.value_serde
+    tombstone_key_of = key_of if tombstone_keys is None else _key_encoder(sink, tombstone_keys)
 
     def encode(row: dict, timestamp: int) -> Encoded:
         if isinstance(row, Tombstone):
-            return Encoded(key_of(row), None, timestamp)
+            return Encoded(tombstone_key_of(row), None, timestamp)
         return Encoded(key_of(row), value_serde.serialize([fn(row) for fn in values]), timestamp)
 
     return encode
@@ -547,29 +571,40 @@ class ProjectPlan(QueryPlan):
     where: Callable[[dict], Any] | None = None
     keys: list[Callable[[dict], Any]] = field(default_factory=list)
     values: list[Callable[[dict], Any]] = field(default_factory=list)
-    key_columns: list[str] = field(default_factory=list)  # sink key columns, in the row
-    rekey: bool = False
+    tombstone_keys: list[Callable[[dict], Any]] = field(default_factory=list)
+    same_key: bool = False
     output_ts: Callable[[dict], Any] | None = None
 
     def build(self, builder: Builder) -> None:
         assert self.relation is not None
         rows = source_rows(builder, self.relation)
-        encode = _encoder(self.sink, self.keys, self.values)
+        encode = _encoder(self.sink, self.keys, self.values, self.tombstone_keys)
         key_of = _key_encoder(self.sink, self.keys)
         where, output_ts = self.where, self.output_ts
         table = self.relation.source.kind == "TABLE"
 
-        def project(row: Any, _key: Any, timestamp: int, _headers: Any) -> list[Encoded]:
+        same_key = self.same_key
+
+        def project(row: Any, key: Any, timestamp: int, _headers: Any) -> list[Encoded]:
+            out = _project(row, timestamp)
+            if same_key and key is None:
+                # The source's key, unchanged: a null key stays null (not a struct of nulls).
+                for record in out:
+                    record.key = None
+            return out
+
+        def _project(row: Any, timestamp: int) -> list[Encoded]:
             if isinstance(row, Tombstone):
-                return [encode(row, timestamp)]
+                # A stream's null value passes a projection, not a filter.
+                return [] if where is not None and not table else [encode(row, timestamp)]
             if where is not None and where(row) is not True:
                 # A table row that fails the filter leaves the table: a tombstone.
                 return [Encoded(key_of(row), None, timestamp)] if table else []
             ts = timestamp
             if output_ts is not None:
                 ts = output_ts(row)
-                if ts is None:
-                    return []
+                if ts is None or ts < 0:
+                    return []  # no valid record time: the record is skipped, as Kafka Streams
             return [encode(row, ts)]
 
         out = rows.apply(project, metadata=True, expand=True)
@@ -589,25 +624,50 @@ class AggregatePlan(QueryPlan):
     emit: str = "changes"
 
     def _events(self, builder: Builder) -> StreamingDataFrame:
-        """Rows as ``[group values, aggregate arguments]``, re-keyed by group."""
+        """Rows as events ``[sign, group values, arguments, undone arguments]``, re-keyed by
+        group: +1 adds, -1 takes back, 0 replaces (takes back ``undone``, adds ``arguments``).
+
+        A stream's rows only add. A table's row replaces its key's previous row, whose
+        contribution is taken back, as ksqlDB's table aggregations undo it (the previous row is
+        kept in state by the table's key); within one group that is one update, one output.
+        """
         assert self.relation is not None
         rows = source_rows(builder, self.relation)
         where, groups, arguments, query = self.where, self.groups, self.arguments, self.id
 
-        def event(row: Any) -> list[Any]:
+        def contribution(row: Any) -> list[Any] | None:
             if isinstance(row, Tombstone):
-                return []
+                return None
             if where is not None and where(row) is not True:
-                return []
+                return None
             group = [fn(row) for fn in groups]
             if any(g is None for g in group):
                 logger.debug("%s: a GROUP BY value is null; the row is dropped: %s", query, row)
-                return []
-            return [[group, [[fn(row) for fn in args] for args in arguments]]]
+                return None
+            return [group, [[fn(row) for fn in args] for args in arguments]]
 
-        events = rows.apply(event, expand=True)
+        def stream_event(row: Any) -> list[Any]:
+            new = contribution(row)
+            return [] if new is None else [[1, *new, None]]
+
+        def table_event(row: Any, _key: Any, _ts: int, _headers: Any, state: Any) -> list[Any]:
+            stored, new = state.get("row"), contribution(row)
+            if new is None:
+                state.delete("row")
+            else:
+                state.set("row", encode_json(new).decode())
+            old = None if stored is None else decode_json(stored)
+            if old is not None and new is not None and old[0] == new[0]:
+                return [[0, new[0], new[1], old[1]]]
+            out = [] if old is None else [[-1, old[0], old[1], None]]
+            return out if new is None else [*out, [1, *new, None]]
+
+        if self.relation.source.kind == "TABLE":
+            events = rows.apply(table_event, stateful=True, metadata=True, expand=True)
+        else:
+            events = rows.apply(stream_event, expand=True)
         return events.group_by(
-            lambda e: encode_json(e[0]),
+            lambda e: encode_json(e[1]),
             name=f"{self.id}-groupby",
             key_serializer="bytes",
             key_deserializer="bytes",
@@ -633,16 +693,22 @@ class AggregatePlan(QueryPlan):
         key_serde, value_serde = self.sink.key_serde, self.sink.value_serde
 
         def step(event: list, _key: Any, timestamp: int, _headers: Any, state: Any) -> list:
-            group, args = event
+            sign, group, args, undone = event
+            # [accumulators, max record time, whether the row is in the output table]
             stored = state.get("agg")
             accs = [spec.init() for spec in specs] if stored is None else stored[0]
-            accs = [spec.add(acc, a) for spec, acc, a in zip(specs, accs, args, strict=True)]
+            if sign <= 0:
+                taken = args if sign < 0 else undone
+                accs = [s.undo(acc, a) for s, acc, a in zip(specs, accs, taken, strict=True)]
+            if sign >= 0:
+                accs = [s.add(acc, a) for s, acc, a in zip(specs, accs, args, strict=True)]
             max_ts = timestamp if stored is None else max(stored[1], timestamp)
             was_in = bool(stored and stored[2])
+            key = key_serde.serialize(group)
+            # A group whose rows all left stays, with its undone aggregate (COUNT 0), as ksqlDB.
             row = self._result_row(group, [s.result(a) for s, a in zip(specs, accs, strict=True)])
             passes = having is None or having(row) is True
             state.set("agg", [accs, max_ts, passes])
-            key = key_serde.serialize(group)
             if passes:
                 return [Encoded(key, value_serde.serialize([fn(row) for fn in values]), max_ts)]
             return [Encoded(key, None, max_ts)] if was_in else []
@@ -665,7 +731,7 @@ class AggregatePlan(QueryPlan):
             return [s.init() for s in specs]
 
         def add(accs: list, event: list) -> list:
-            return [s.add(acc, a) for s, acc, a in zip(specs, accs, event[1], strict=True)]
+            return [s.add(acc, a) for s, acc, a in zip(specs, accs, event[2], strict=True)]
 
         def merge(a: list, b: list) -> list:
             return [s.merge(x, y) for s, x, y in zip(specs, a, b, strict=True)]
@@ -673,8 +739,15 @@ class AggregatePlan(QueryPlan):
         def result(accs: list) -> dict[str, Any]:
             return {"results": [s.result(a) for s, a in zip(specs, accs, strict=True)]}
 
+        # ksqlDB (>= 0.29) purges a window older than stream time - (size + grace) before
+        # EMIT FINAL emits it: compiled queries do as ksqlDB does (the hand-written apps emit
+        # every window that closes; see the window engine).
         engine = WindowEngine(
-            [spec], Aggregate(init, add, merge, result), self.emit, group_column="group"
+            [spec],
+            Aggregate(init, add, merge, result),
+            self.emit,
+            strict_retention=True,
+            group_column="group",
         )
         serde = self.sink.windowed_key_serde
         value_serde = self.sink.value_serde
@@ -698,24 +771,88 @@ class AggregatePlan(QueryPlan):
                 return [Encoded(key, None, record.timestamp)]
             row = self._result_row(group, record["results"])
             row[WINDOWSTART], row[WINDOWEND] = start, end
-            if having is not None and having(row) is not True:
-                return [Encoded(key, None, record.timestamp)]
             value = value_serde.serialize([fn(row) for fn in values])
             return [Encoded(key, value, record.timestamp)]
 
-        return records.apply(finish, expand=True)
+        if having is None:
+            return records.apply(finish, expand=True)
+        close = spec.effective_grace(self.emit)
+
+        def filtered(record: Any, _key: Any, _ts: int, _headers: Any, state: Any) -> list:
+            """HAVING as a table filter per window: a window that stops passing gets a
+            tombstone, one that never passed gets nothing. The windows that passed are kept
+            per group until they close (end <= the group's latest time - grace)."""
+            out = finish(record)
+            if not out or record.get("deleted"):
+                return out
+            passed: dict[str, int] = state.get("passed") or {}
+            bounds = f"{record['window_start']}|{record['window_end']}"
+            row = self._result_row(decode_json(record["group"]), record["results"])
+            row[WINDOWSTART], row[WINDOWEND] = record["window_start"], record["window_end"]
+            if having(row) is True:
+                passed[bounds] = record["window_end"]
+            elif passed.pop(bounds, None) is not None:
+                out = [Encoded(out[0].key, None, out[0].timestamp)]
+            else:
+                out = []
+            horizon = record.timestamp - close
+            state.set("passed", {b: e for b, e in passed.items() if e > horizon})
+            return out
+
+        return records.apply(filtered, stateful=True, metadata=True, expand=True)
 
 
 @dataclass
-class StreamTableJoinPlan(QueryPlan):
-    stream: Relation | None = None
-    table: Relation | None = None
+class JoinPlan(QueryPlan):
+    """What every join plan has: the filter, the projection and the join kind."""
+
     join: str = "inner"
-    stream_key: Callable[[dict], Any] | None = None  # the stream side of the condition
-    rekey: bool = False
     where: Callable[[dict], Any] | None = None
     keys: list[Callable[[dict], Any]] = field(default_factory=list)
     values: list[Callable[[dict], Any]] = field(default_factory=list)
+    output_ts: Callable[[dict], Any] | None = None  # the sink's TIMESTAMP column
+
+    def _project(self, joined: StreamingDataFrame, builder: Builder) -> None:
+        """Joined rows (dicts) -> the sink's records."""
+        encode = _encoder(self.sink, self.keys, self.values)
+        where, output_ts = self.where, self.output_ts
+
+        def project(row: dict, _key: Any, timestamp: int, _headers: Any) -> list[Encoded]:
+            if where is not None and where(row) is not True:
+                return []
+            if output_ts is not None:
+                timestamp = output_ts(row)
+                if timestamp is None or timestamp < 0:
+                    return []
+            return [encode(row, timestamp)]
+
+        self._emit(joined.apply(project, metadata=True, expand=True), builder)
+
+
+def _rekeyed(rows: StreamingDataFrame, key: Callable[[dict], Any], name: str) -> StreamingDataFrame:
+    """``rows`` re-keyed by ``key`` (its JSON: one format for both sides of a join); rows whose
+    key is null are dropped, as ksqlDB drops them from joins."""
+    keyed = rows.filter(lambda row: key(row) is not None)
+    return keyed.group_by(
+        lambda row: encode_json([key(row)]),
+        name=name,
+        key_serializer="bytes",
+        key_deserializer="bytes",
+        value_serializer=RowSerializer(),
+        value_deserializer=RowDeserializer(),
+    )
+
+
+def _dump_row(row: dict) -> str:
+    return encode_json(row).decode()
+
+
+@dataclass
+class StreamTableJoinPlan(JoinPlan):
+    stream: Relation | None = None
+    table: Relation | None = None
+    stream_key: Callable[[dict], Any] | None = None  # the stream side of the condition
+    rekey: bool = False
 
     def build(self, builder: Builder) -> None:
         assert self.stream is not None and self.table is not None
@@ -741,15 +878,87 @@ class StreamTableJoinPlan(QueryPlan):
         missing = {table.row_key(c.name): None for c in table.source.columns}
         step = join_step(self.join, missing, stream_name="record", table_name="row")
         joined, _excluded = stream_table_join(stream_rows, table_rows, step)
+        self._project(joined, builder)
+
+
+@dataclass
+class StreamStreamJoinPlan(JoinPlan):
+    first: Relation | None = None
+    second: Relation | None = None
+    left_key: Callable[[dict], Any] | None = None
+    right_key: Callable[[dict], Any] | None = None
+    rekey: bool = False
+    before_ms: int = 0
+    after_ms: int = 0
+    grace_ms: int | None = None
+
+    def build(self, builder: Builder) -> None:
+        assert self.first is not None and self.second is not None
+        assert self.left_key is not None and self.right_key is not None
+        sides = []
+        for relation, key, suffix in (
+            (self.first, self.left_key, "left"),
+            (self.second, self.right_key, "right"),
+        ):
+            rows = source_rows(builder, relation).filter(lambda r: not isinstance(r, Tombstone))
+            if self.rekey:
+                rows = _rekeyed(rows, key, f"{self.id}-{suffix}-rekey")
+            sides.append(rows)
+        joined = stream_stream_join(
+            sides[0],
+            sides[1],
+            kind=self.join if self.join != "full" else "outer",
+            before_ms=self.before_ms,
+            after_ms=self.after_ms,
+            grace_ms=self.grace_ms,
+            name=self.id,
+            dump=_dump_row,
+            load=decode_json,
+        )
+        nulls = _null_row([self.first, self.second])
+        merged = joined.apply(lambda j: {**nulls, **(j.left or {}), **(j.right or {})})
+        self._project(merged, builder)
+
+
+@dataclass
+class TableTableJoinPlan(JoinPlan):
+    first: Relation | None = None
+    second: Relation | None = None
+
+    def build(self, builder: Builder) -> None:
+        assert self.first is not None and self.second is not None
+        sides = [
+            source_rows(builder, relation).apply(
+                lambda row: None if isinstance(row, Tombstone) else row
+            )
+            for relation in (self.first, self.second)
+        ]
+        joined = table_table_join(
+            sides[0],
+            sides[1],
+            kind=self.join if self.join != "full" else "outer",
+            name=self.id,
+            dump=_dump_row,
+            load=decode_json,
+        )
+        nulls = _null_row([self.first, self.second])
         encode = _encoder(self.sink, self.keys, self.values)
         where = self.where
 
-        def project(row: dict, _key: Any, timestamp: int, _headers: Any) -> list[Encoded]:
+        def project(value: Any, _key: Any, timestamp: int, _headers: Any) -> list[Encoded]:
+            if isinstance(value, JoinedDeletion):
+                return [Encoded(value.key, None, value.timestamp)]
+            row = {**nulls, **(value.left or {}), **(value.right or {})}
             if where is not None and where(row) is not True:
-                return []
-            return [encode(row, timestamp)]
+                return [Encoded(value.key, None, value.timestamp)]
+            return [encode(row, value.timestamp)]
 
         self._emit(joined.apply(project, metadata=True, expand=True), builder)
+
+
+def _null_row(relations: Sequence[Relation]) -> dict[str, None]:
+    """Every column of ``relations`` null: a side a join did not match."""
+    return {r.row_key(name): None for r in relations for _l, name, _k, _t in r.entries()}
 
 
 # --- planning ----------------------------------------------------------------------------------
@@ -774,6 +983,8 @@ def plan_query(
         return _plan_aggregate(select, relation, scope, names, kind, name, query_id, properties)
     if select.having is not None:
         raise KsqlError("HAVING requires GROUP BY")
+    if select.emit == "FINAL":
+        raise KsqlError("EMIT FINAL is only supported for windowed aggregations.")
     _check_kind(kind, source.kind, name)
     where = _check_where(select.where, scope) if select.where is not None else None
     partition = [_normalise(e, scope, names) for e in select.partition_by]
@@ -803,10 +1014,26 @@ def plan_query(
     plan = ProjectPlan(query_id, sink, [source], relation=relation, where=where)
     plan.keys = [compile_expression(o.expr, scope).fn for o in keys]
     plan.values = [compile_expression(o.expr, scope).fn for o in values]
+    source_keys = {ast.ColumnRef(c.name, relation.label) for c in source.key_columns}
+    plan.same_key = not select.partition_by
+    plan.tombstone_keys = [
+        fn if _only_keys(o.expr, source_keys) else _null
+        for o, fn in zip(keys, plan.keys, strict=True)
+    ]
     if sink.timestamp_column:
         column = next(o for o in keys + values if o.name == sink.timestamp_column)
         plan.output_ts = compile_expression(column.expr, scope).fn
     return plan
+
+
+def _null(_row: dict) -> None:
+    return None
+
+
+def _only_keys(expr: ast.Expr, keys: set[ast.ColumnRef]) -> bool:
+    """Whether ``expr`` reads key columns only (so it has a value on a null-value record)."""
+    refs = column_refs(expr)
+    return bool(refs) and all(ref in keys for ref in refs)
 
 
 def _is_null(expr: ast.Expr) -> bool:
@@ -848,8 +1075,13 @@ def _plan_aggregate(
     properties: dict[str, Any],
 ) -> QueryPlan:
     source = relation.source
-    if source.kind == "TABLE":
-        raise Unsupported("GROUP BY over a table (aggregations that undo)")
+    if select.window is not None:
+        # WINDOWSTART and WINDOWEND resolve in the projection (they are the window's).
+        scope, names = _scope([relation], windowed=True)
+    if select.emit == "FINAL" and select.window is None:
+        raise KsqlError("EMIT FINAL is only supported for windowed aggregations.")
+    if source.kind == "TABLE" and select.window is not None:
+        raise KsqlError("Windowed aggregations are not supported on tables")
     if source.value_format == "KAFKA":
         raise KsqlError(
             f"Source(s) {source.name} are using the 'KAFKA' value format. This format does not "
@@ -875,6 +1107,8 @@ def _plan_aggregate(
     calls: list[ast.FunctionCall] = []
 
     def replace(node: ast.Expr) -> ast.Expr | None:
+        if isinstance(node, ast.ColumnRef) and node.name in (WINDOWSTART, WINDOWEND):
+            return ast.ColumnRef(node.name)
         for i, group in enumerate(groups):
             if node == group:
                 return ast.ColumnRef(f"KSQL_GROUP_{i}")
@@ -886,9 +1120,16 @@ def _plan_aggregate(
 
     items: list[tuple[ast.SelectItem, ast.Expr, ast.Expr]] = []
     unnamed = 0
+    expanded: list[ast.SelectItem] = []
     for item in select.items:
         if isinstance(item, ast.Star):
-            raise KsqlError("SELECT * is not supported in aggregate queries")
+            # Every column of the source: each must then be a grouping expression.
+            expanded += [
+                ast.SelectItem(ast.ColumnRef(c.name, relation.label)) for c in source.columns
+            ]
+        else:
+            expanded.append(item)
+    for item in expanded:
         normal = _normalise(item.expr, scope, names)
         items.append((item, normal, transform(normal, replace)))
     having = None
@@ -925,6 +1166,16 @@ def _plan_aggregate(
             compiled_args.append(compiled.fn)
         specs.append(aggregate_function(call, arg_types))
         arguments.append(compiled_args)
+    if source.kind == "TABLE":
+        cannot = [spec.name for spec in specs if spec.undo is None]
+        if cannot:
+            listed = (
+                cannot[0] if len(cannot) == 1 else ", ".join(cannot[:-1]) + " and " + cannot[-1]
+            )
+            raise KsqlError(
+                f"The aggregation functions {listed} cannot be applied to a table source, only "
+                "to a stream source."
+            )
     entries: list[tuple[str | None, str, str, ast.SqlType]] = [
         (None, f"KSQL_GROUP_{i}", f"KSQL_GROUP_{i}", t) for i, t in enumerate(group_types)
     ]
@@ -992,16 +1243,41 @@ def _plan_join(
     query_id: str,
     properties: dict[str, Any],
 ) -> QueryPlan:
+    """A join of two sources: stream-table (on the table's key), stream-stream (WITHIN) or
+    table-table (on both primary keys)."""
     if len(select.joins) > 1:
         raise Unsupported("joins of more than two sources")
     (join,) = select.joins
-    if join.within is not None:
-        raise Unsupported("stream-stream joins (WITHIN)")
     left = catalog.get(select.source.name)
     right = catalog.get(join.right.name)
-    if left.kind != "STREAM" or right.kind != "TABLE":
-        raise Unsupported(f"{left.kind.lower()}-{right.kind.lower()} joins")
-    if join.kind not in ("INNER", "LEFT"):
+    if left is right:
+        raise KsqlError(
+            f"Can not join '{left.name}' to '{right.name}': self joins are not yet supported."
+        )
+    shape = (left.kind, right.kind)
+    if shape == ("TABLE", "STREAM"):
+        raise KsqlError(
+            f"Invalid join order: table-stream joins are not supported; only stream-table "
+            f"joins. Got {select.source.label} {join.kind} JOIN {join.right.label}."
+        )
+    if shape == ("STREAM", "STREAM") and join.within is None:
+        raise KsqlError(
+            "Stream-Stream joins must have a WITHIN clause specified. None was provided. To "
+            "learn about how to specify a WITHIN clause with a stream-stream join, please "
+            "visit: https://docs.confluent.io/current/ksql/docs/syntax-reference.html"
+            "#create-stream-as-select"
+        )
+    if shape != ("STREAM", "STREAM") and join.within is not None:
+        raise KsqlError(
+            "A window definition was provided for a Stream-Table join. These joins are not "
+            "windowed. Please drop the window definition (ie. the WITHIN clause) and try to "
+            "execute your join again."
+            if shape == ("STREAM", "TABLE")
+            else "A window definition was provided for a Table-Table join. These joins are not "
+            "windowed. Please drop the window definition (i.e. the WITHIN clause) and try to "
+            "execute your Table-Table join again."
+        )
+    if shape == ("STREAM", "TABLE") and join.kind not in ("INNER", "LEFT"):
         raise KsqlError(f"{join.kind} OUTER joins are not supported for stream-table joins")
     kafka = [s.name for s in (left, right) if s.value_format == "KAFKA"]
     if kafka:
@@ -1009,11 +1285,18 @@ def _plan_join(
             f"Source(s) {', '.join(kafka)} are using the 'KAFKA' value format. This format does "
             "not yet support JOIN."
         )
+    if (left.window is None) != (right.window is None):
+        windowed, plain = (left, right) if left.window is not None else (right, left)
+        raise KsqlError(
+            "Can not join windowed source to non-windowed source.\n"
+            f"`{windowed.name}` is {'SESSION' if windowed.window.kind == 'session' else 'TIME'}"  # type: ignore[union-attr]
+            f" windowed\n`{plain.name}` is not windowed"
+        )
     if select.group_by or select.window is not None:
         raise Unsupported("aggregations over joins")
-    stream = Relation(left, select.source.label, qualified=True)
-    table = Relation(right, join.right.label, qualified=True)
-    scope, names = _scope([stream, table])
+    first = Relation(left, select.source.label, qualified=True)
+    second = Relation(right, join.right.label, qualified=True)
+    scope, names = _scope([first, second])
     condition = _normalise(join.on, scope, names)
     if not (isinstance(condition, ast.Binary) and condition.op == "="):
         raise Unsupported("join conditions other than an equality")
@@ -1026,18 +1309,27 @@ def _plan_join(
                 "side of the join comparision must contain references from exactly one source."
             )
         sides[labels.pop()] = side
-    table_side, stream_side = sides.get(table.label), sides.get(stream.label)
-    if table_side is None or stream_side is None:
+    right_side, left_side = sides.get(second.label), sides.get(first.label)
+    if right_side is None or left_side is None:
         raise KsqlError(f"Invalid join condition '{sql(condition)}'")
-    table_key = [ast.ColumnRef(c.name, table.label) for c in right.key_columns]
-    if [table_side] != table_key:
+    right_key = [ast.ColumnRef(c.name, second.label) for c in right.key_columns]
+    left_key = [ast.ColumnRef(c.name, first.label) for c in left.key_columns]
+    got = f"{sql(condition.left)} = {sql(condition.right)}"
+    if right.kind == "TABLE" and [right_side] != right_key:
+        which = "the table's primary key" if left.kind == "STREAM" else None
+        if which is not None:
+            raise KsqlError(
+                f"Invalid join condition: stream-table joins require to join on {which}. Got {got}."
+            )
         raise KsqlError(
-            "Invalid join condition: stream-table joins require to join on the table's primary "
-            f"key. Got {sql(condition.left)} = {sql(condition.right)}."
+            "Invalid join condition: table-table joins require to join on the primary key of "
+            f"the right input table. Got {got}."
         )
-    outputs = _outputs(select.items, [stream, table], scope, names, joined=True)
+    if shape == ("TABLE", "TABLE") and [left_side] != left_key:
+        raise Unsupported("foreign-key table-table joins")
+    outputs = _outputs(select.items, [first, second], scope, names, joined=True)
     where = _check_where(_normalise(select.where, scope, names), scope) if select.where else None
-    key_options = [stream_side, table_side]
+    key_options = [left_side, right_side]
     projected = [o for o in outputs if o.source_expr in key_options]
     if not projected:
         options = " or ".join(sql(e) for e in key_options)
@@ -1052,18 +1344,66 @@ def _plan_join(
         name,
         [sql(projected[0].source_expr)],
     )
+    sink_kind = "TABLE" if shape == ("TABLE", "TABLE") else "STREAM"
+    _check_kind(kind, sink_kind, name)
     sink = _sink(name, kind, keys, values, left, properties, query_id)
-    stream_key = compile_expression(stream_side, scope).fn
-    stream_keys = [ast.ColumnRef(c.name, stream.label) for c in left.key_columns]
-    plan = StreamTableJoinPlan(query_id, sink, [left, right], stream=stream, table=table)
-    plan.join = join.kind.lower()
-    plan.stream_key = stream_key
-    # The table's key bytes are what the stream must be keyed by: same column, same format.
-    plan.rekey = [stream_side] != stream_keys or left.key_format != right.key_format
-    plan.where = where
-    plan.keys = [compile_expression(o.expr, scope).fn for o in keys]
-    plan.values = [compile_expression(o.expr, scope).fn for o in values]
-    if plan.rekey:
-        plan.repartitions = [f"{query_id}-rekey"]
-    plan.stores = [f"{query_id}-join"]
+    key_fns = [compile_expression(o.expr, scope).fn for o in keys]
+    value_fns = [compile_expression(o.expr, scope).fn for o in values]
+    if join.kind in ("FULL", "RIGHT") and keys:
+        # Either side may be missing: the key is whichever side's join value is there.
+        other = right_side if projected[0].source_expr == left_side else left_side
+        first_fn, other_fn = key_fns[0], compile_expression(other, scope).fn
+        key_fns = [lambda row: _first_not_null(first_fn(row), other_fn(row))]
+    left_fn = compile_expression(left_side, scope).fn
+    right_fn = compile_expression(right_side, scope).fn
+    # Both sides must be keyed by the same bytes: the join column, in one format.
+    same_keys = (
+        [left_side] == left_key
+        and [right_side] == right_key
+        and left.key_format == right.key_format
+    )
+    output_ts = None
+    if sink.timestamp_column:
+        column = next(o for o in keys + values if o.name == sink.timestamp_column)
+        output_ts = compile_expression(column.expr, scope).fn
+    common: dict[str, Any] = {
+        "inputs": [left, right],
+        "output_ts": output_ts,
+        "where": where,
+        "keys": key_fns,
+        "values": value_fns,
+        "join": join.kind.lower(),
+        "stores": [f"{query_id}-join"],
+    }
+    if shape == ("STREAM", "TABLE"):
+        plan: QueryPlan = StreamTableJoinPlan(
+            query_id, sink, stream=first, table=second, stream_key=left_fn, **common
+        )
+        plan.rekey = [left_side] != left_key or left.key_format != right.key_format
+        plan.repartitions = [f"{query_id}-rekey"] if plan.rekey else []
+        return plan
+    if shape == ("TABLE", "TABLE"):
+        if left.key_format != right.key_format:
+            raise Unsupported("table-table joins of tables whose key formats differ")
+        return TableTableJoinPlan(query_id, sink, first=first, second=second, **common)
+    within = join.within
+    assert within is not None
+    plan = StreamStreamJoinPlan(
+        query_id,
+        sink,
+        first=first,
+        second=second,
+        left_key=left_fn,
+        right_key=right_fn,
+        rekey=not same_keys,
+        before_ms=within.before_ms,
+        after_ms=within.after_ms,
+        grace_ms=within.grace_ms,
+        **common,
+    )
+    plan.repartitions = [f"{query_id}-left-rekey", f"{query_id}-right-rekey"] if plan.rekey else []
     return plan
+
+
+def _first_not_null(a: Any, b: Any) -> Any:
+    return b if a is None else a

@@ -1,0 +1,80 @@
+"""The compiled seed-001 window queries against the hand-written ``streams.windows``, in one run.
+
+Both run the same generated page views in the test driver (real Quix pipelines and RocksDB
+state, no broker): (a) ``streams.windows`` (topic1 -> topic6, 7, 8), (b) the three window
+statements of ``../shared/ksql-statements/seed-001-pageviews.sql`` (``pageview_tumbling_table``,
+``pageview_hopping_table``, ``pageview_session_table`` over ``pageview_stream``) compiled by
+``streams.ksql``. Runs are interleaved so that drift in machine load hits both alike; the
+medians and the ratio are printed.
+
+    python -m bench.ksql_windows --events 20000 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from quixstreams import Application
+
+from bench.preload import PageViewPlan, page_views
+from streams import windows
+from streams.ksql import ast
+from streams.ksql.compiler import compile_statements
+from streams.ksql.parser import parse
+from streams.testing import TestDriver
+
+SEED = Path(__file__).resolve().parents[1].parent / "shared" / "ksql-statements"
+WINDOW_QUERIES = {"PAGEVIEW_TUMBLING_TABLE", "PAGEVIEW_HOPPING_TABLE", "PAGEVIEW_SESSION_TABLE"}
+
+
+def compiled_setup() -> Callable[[Application], None]:
+    """The seed's page-view stream and its three window queries, nothing else."""
+    statements = [
+        s
+        for s in parse((SEED / "seed-001-pageviews.sql").read_text())
+        if (isinstance(s, ast.CreateSource) and s.name == "PAGEVIEW_STREAM")
+        or (isinstance(s, ast.CreateAs) and s.name in WINDOW_QUERIES)
+    ]
+    return compile_statements(statements).setup
+
+
+def timed(setup: Callable[[Application], None], records: list) -> float:
+    with TestDriver(setup, partitions=1) as driver:
+        started = time.perf_counter()
+        for key, value, ts in records:
+            driver.pipe("topic1_PageView", key, value, timestamp=ts)
+            driver.read_all()
+        return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ksql_windows", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--events", type=int, default=20_000, help="page views per run")
+    parser.add_argument("--runs", type=int, default=3, help="interleaved runs of each")
+    args = parser.parse_args(argv)
+    records = list(page_views(PageViewPlan(args.events, 1_000, 1_700_000_100_000)))
+    config = windows.WindowsConfig()
+    contenders: dict[str, Callable[[Application], None]] = {
+        "streams.windows": lambda app: windows.setup(app, config),
+        "streams.ksql seed-001": compiled_setup(),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in contenders}
+    for _run in range(args.runs):
+        for name, setup in contenders.items():
+            seconds[name].append(timed(setup, records))
+    print(f"{'contender':24s} {'events/s':>10s} {'x streams.windows':>18s}")
+    base = seconds["streams.windows"]
+    for name, runs in seconds.items():
+        ratio = statistics.median(b / s for b, s in zip(base, runs, strict=True))
+        print(f"{name:24s} {args.events / statistics.median(runs):10,.0f} {ratio:18.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
