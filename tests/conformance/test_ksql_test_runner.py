@@ -27,9 +27,7 @@ def test_the_cases_are_there() -> None:
     [
         "aggregate",
         "from_docs",
-        pytest.param(
-            "join", marks=pytest.mark.xfail(reason="stream-stream joins: not compiled yet")
-        ),
+        "join",
         "simple_project_filter",
         "stream_no_keys",
     ],

@@ -67,9 +67,18 @@ def outputs(driver: TestDriver) -> list[tuple]:
     ]
 
 
-def feed(driver: TestDriver, records: list[tuple]) -> None:
+def feed(driver: TestDriver, records: list[tuple]) -> list[tuple]:
+    """Pipe ``records`` (topic, key, value, timestamp) into ``driver``: the outputs since the
+    last read."""
     for topic, key, value, ts in records:
         driver.pipe(topic, key, value, ts)
+    return outputs(driver)
+
+
+def run(setup: Any, records: list[tuple]) -> list[tuple]:
+    """The outputs of a fresh driver of ``setup`` fed ``records``."""
+    with TestDriver(setup) as driver:
+        return feed(driver, records)
 
 
 def row(name: str, value: int) -> dict:
@@ -106,30 +115,26 @@ def test_left_join_without_grace_emits_unmatched_at_once_and_matches_later():
     """joins.json "stream stream left join": with no GRACE PERIOD a left record that matches
     nothing is emitted null-padded at once, and again joined when a match arrives; results are
     timestamped with the later record."""
-    with TestDriver(stream_join("left", 11 * SECOND, 11 * SECOND)) as driver:
-        feed(driver, BASIC)
-        assert outputs(driver) == [
-            ("0", row("zero", 0), None, 0),
-            ("0", row("zero", 0), f("blah", 50), 10_000),
-            ("10", row("100", 5), None, 11_000),
-            ("0", row("foo", 100), f("blah", 50), 13_000),
-            ("0", row("foo", 100), f("a", 10), 15_000),
-            ("90", row("ninety", 90), None, 17_000),
-            ("0", row("bar", 99), None, 30_000),
-        ]
+    assert run(stream_join("left", 11 * SECOND, 11 * SECOND), BASIC) == [
+        ("0", row("zero", 0), None, 0),
+        ("0", row("zero", 0), f("blah", 50), 10_000),
+        ("10", row("100", 5), None, 11_000),
+        ("0", row("foo", 100), f("blah", 50), 13_000),
+        ("0", row("foo", 100), f("a", 10), 15_000),
+        ("90", row("ninety", 90), None, 17_000),
+        ("0", row("bar", 99), None, 30_000),
+    ]
 
 
 def test_right_join_without_grace_is_the_mirror():
     """joins.json "stream stream right join": unmatched right records are emitted
     null-padded, unmatched left ones never."""
-    with TestDriver(stream_join("right", 11 * SECOND, 11 * SECOND)) as driver:
-        feed(driver, BASIC)
-        assert outputs(driver) == [
-            ("0", row("zero", 0), f("blah", 50), 10_000),
-            ("0", row("foo", 100), f("blah", 50), 13_000),
-            ("0", row("foo", 100), f("a", 10), 15_000),
-            ("100", None, f("newblah", 150), 16_000),
-        ]
+    assert run(stream_join("right", 11 * SECOND, 11 * SECOND), BASIC) == [
+        ("0", row("zero", 0), f("blah", 50), 10_000),
+        ("0", row("foo", 100), f("blah", 50), 13_000),
+        ("0", row("foo", 100), f("a", 10), 15_000),
+        ("100", None, f("newblah", 150), 16_000),
+    ]
 
 
 def test_outer_join_without_grace():
@@ -141,18 +146,16 @@ def test_outer_join_without_grace():
         (LEFT, "90", row("ninety", 90), 17_000),
         (RIGHT, "100", f("newblah", 150), 20_000),
     ]
-    with TestDriver(stream_join("outer", 11 * SECOND, 11 * SECOND)) as driver:
-        feed(driver, records)
-        assert outputs(driver) == [
-            ("0", row("zero", 0), None, 0),
-            ("0", row("zero", 0), f("blah", 50), 10_000),
-            ("10", row("100", 5), None, 11_000),
-            ("0", row("foo", 100), f("blah", 50), 13_000),
-            ("0", row("foo", 100), f("a", 10), 15_000),
-            ("0", row("bar", 99), None, 30_000),
-            ("90", row("ninety", 90), None, 17_000),
-            ("100", None, f("newblah", 150), 20_000),
-        ]
+    assert run(stream_join("outer", 11 * SECOND, 11 * SECOND), records) == [
+        ("0", row("zero", 0), None, 0),
+        ("0", row("zero", 0), f("blah", 50), 10_000),
+        ("10", row("100", 5), None, 11_000),
+        ("0", row("foo", 100), f("blah", 50), 13_000),
+        ("0", row("foo", 100), f("a", 10), 15_000),
+        ("0", row("bar", 99), None, 30_000),
+        ("90", row("ninety", 90), None, 17_000),
+        ("100", None, f("newblah", 150), 20_000),
+    ]
 
 
 def test_before_and_after_windows_differ():
@@ -165,12 +168,10 @@ def test_before_and_after_windows_differ():
         (LEFT, "10", row("100", 5), 12_000),
         *BASIC[3:],
     ]
-    with TestDriver(stream_join("inner", 11 * SECOND, 10 * SECOND)) as driver:
-        feed(driver, records)
-        assert outputs(driver) == [
-            ("0", row("foo", 100), f("blah", 50), 13_000),
-            ("0", row("foo", 100), f("a", 10), 15_000),
-        ]
+    assert run(stream_join("inner", 11 * SECOND, 10 * SECOND), records) == [
+        ("0", row("foo", 100), f("blah", 50), 13_000),
+        ("0", row("foo", 100), f("a", 10), 15_000),
+    ]
 
 
 def test_out_of_order_record_joins_within_default_retention():
@@ -183,15 +184,13 @@ def test_out_of_order_record_joins_within_default_retention():
         *BASIC[2:],
         (LEFT, "0", row("late-message", 10_000), 6000),
     ]
-    with TestDriver(stream_join("inner", 10 * SECOND, 10 * SECOND)) as driver:
-        feed(driver, records)
-        assert outputs(driver) == [
-            ("0", row("zero", 0), f("blah", 50), 9999),
-            ("0", row("foo", 100), f("blah", 50), 13_000),
-            ("0", row("foo", 100), f("a", 10), 15_000),
-            ("0", row("late-message", 10_000), f("blah", 50), 9999),
-            ("0", row("late-message", 10_000), f("a", 10), 15_000),
-        ]
+    assert run(stream_join("inner", 10 * SECOND, 10 * SECOND), records) == [
+        ("0", row("zero", 0), f("blah", 50), 9999),
+        ("0", row("foo", 100), f("blah", 50), 13_000),
+        ("0", row("foo", 100), f("a", 10), 15_000),
+        ("0", row("late-message", 10_000), f("blah", 50), 9999),
+        ("0", row("late-message", 10_000), f("a", 10), 15_000),
+    ]
 
 
 def grace_records(late_first: str) -> list[tuple]:
@@ -215,34 +214,30 @@ def test_left_join_with_grace_late_records():
     minute GRACE PERIOD 1 minute): B is held (its window is open); C and D arrive with their
     windows closed, so they are emitted null-padded at once, and the right records c and d
     find nothing: the left side keeps records only 3 minutes behind its stream time."""
-    with TestDriver(stream_join("left", MINUTE, MINUTE, MINUTE)) as driver:
-        feed(driver, grace_records(LEFT))
-        assert outputs(driver) == [
-            ("0", {"L1": "A"}, {"L2": "a"}, 60_000),
-            ("2", {"L1": "C"}, None, 90_000),
-            ("3", {"L1": "D"}, None, 60_000),
-        ]
+    assert run(stream_join("left", MINUTE, MINUTE, MINUTE), grace_records(LEFT)) == [
+        ("0", {"L1": "A"}, {"L2": "a"}, 60_000),
+        ("2", {"L1": "C"}, None, 90_000),
+        ("3", {"L1": "D"}, None, 60_000),
+    ]
 
 
 def test_inner_join_with_grace_late_records():
     """joins.json "stream stream inner join with out of order and custom grace period"."""
-    with TestDriver(stream_join("inner", MINUTE, MINUTE, MINUTE)) as driver:
-        feed(driver, grace_records(LEFT))
-        assert outputs(driver) == [("0", {"L1": "A"}, {"L2": "a"}, 60_000)]
+    assert run(stream_join("inner", MINUTE, MINUTE, MINUTE), grace_records(LEFT)) == [
+        ("0", {"L1": "A"}, {"L2": "a"}, 60_000)
+    ]
 
 
 def test_full_outer_join_with_grace_late_records():
     """joins.json "stream stream full outer join with out of order and custom grace period":
     each late record is emitted null-padded at once, in arrival order."""
-    with TestDriver(stream_join("outer", MINUTE, MINUTE, MINUTE)) as driver:
-        feed(driver, grace_records(RIGHT))
-        assert outputs(driver) == [
-            ("0", {"L1": "A"}, {"L2": "a"}, 60_000),
-            ("2", None, {"L2": "c"}, 90_000),
-            ("2", {"L1": "C"}, None, 90_000),
-            ("3", None, {"L2": "d"}, 60_000),
-            ("3", {"L1": "D"}, None, 60_000),
-        ]
+    assert run(stream_join("outer", MINUTE, MINUTE, MINUTE), grace_records(RIGHT)) == [
+        ("0", {"L1": "A"}, {"L2": "a"}, 60_000),
+        ("2", None, {"L2": "c"}, 90_000),
+        ("2", {"L1": "C"}, None, 90_000),
+        ("3", None, {"L2": "d"}, 60_000),
+        ("3", {"L1": "D"}, None, 60_000),
+    ]
 
 
 def test_right_join_with_grace_late_records():
@@ -253,14 +248,12 @@ def test_right_join_with_grace_late_records():
         (RIGHT, "3", {"L2": "d"}, 60_000),
         (LEFT, "3", {"L1": "D"}, 90_000),
     ]
-    with TestDriver(stream_join("right", MINUTE, MINUTE, MINUTE)) as driver:
-        feed(driver, records)
-        assert outputs(driver) == [
-            ("0", {"L1": "A"}, {"L2": "a"}, 60_000),
-            ("2", None, {"L2": "c"}, 90_000),
-            ("3", None, {"L2": "d"}, 60_000),
-            ("3", {"L1": "D"}, {"L2": "d"}, 90_000),
-        ]
+    assert run(stream_join("right", MINUTE, MINUTE, MINUTE), records) == [
+        ("0", {"L1": "A"}, {"L2": "a"}, 60_000),
+        ("2", None, {"L2": "c"}, 90_000),
+        ("3", None, {"L2": "d"}, 60_000),
+        ("3", {"L1": "D"}, {"L2": "d"}, 90_000),
+    ]
 
 
 # --- stream-stream: results GRACE PERIOD holds back (Kafka Streams' own tests) ------------------
@@ -272,18 +265,14 @@ def test_grace_holds_unmatched_records_until_their_window_closes():
     held records of other keys, emitted first with their own keys and timestamps, right side
     before left at equal timestamps."""
     with TestDriver(stream_join("outer", 100, 100, 10)) as driver:
-        feed(
-            driver,
-            [
-                (LEFT, "0", {"v": "A0"}, 0),
-                (RIGHT, "1", {"v": "11"}, 0),
-                (LEFT, "1", {"v": "A1"}, 101),
-                (RIGHT, "0", {"v": "10"}, 101),
-            ],
-        )
-        assert outputs(driver) == []
-        driver.pipe(RIGHT, "0", {"v": "100"}, 112)
-        assert outputs(driver) == [
+        records = [
+            (LEFT, "0", {"v": "A0"}, 0),
+            (RIGHT, "1", {"v": "11"}, 0),
+            (LEFT, "1", {"v": "A1"}, 101),
+            (RIGHT, "0", {"v": "10"}, 101),
+        ]
+        assert feed(driver, records) == []
+        assert feed(driver, [(RIGHT, "0", {"v": "100"}, 112)]) == [
             ("1", None, {"v": "11"}, 0),
             ("0", {"v": "A0"}, None, 0),
         ]
@@ -294,20 +283,15 @@ def test_grace_closes_each_side_by_its_own_window():
     (before 5 ms, after 20 ms, grace 0): a left record closes 20 ms after its timestamp, a right
     one 5 ms after, and closed records come out in timestamp order across sides."""
     with TestDriver(stream_join("outer", 5, 20, 0)) as driver:
-        feed(
-            driver,
-            [
-                (LEFT, "0", {"v": "A0"}, 29),
-                (LEFT, "1", {"v": "A1"}, 30),
-                (RIGHT, "2", {"v": "12"}, 31),
-                (RIGHT, "3", {"v": "13"}, 36),
-            ],
-        )
-        assert outputs(driver) == []
-        driver.pipe(RIGHT, "4", {"v": "14"}, 37)
-        assert outputs(driver) == [("2", None, {"v": "12"}, 31)]
-        driver.pipe(RIGHT, "5", {"v": "15"}, 50)
-        assert outputs(driver) == [
+        records = [
+            (LEFT, "0", {"v": "A0"}, 29),
+            (LEFT, "1", {"v": "A1"}, 30),
+            (RIGHT, "2", {"v": "12"}, 31),
+            (RIGHT, "3", {"v": "13"}, 36),
+        ]
+        assert feed(driver, records) == []
+        assert feed(driver, [(RIGHT, "4", {"v": "14"}, 37)]) == [("2", None, {"v": "12"}, 31)]
+        assert feed(driver, [(RIGHT, "5", {"v": "15"}, 50)]) == [
             ("0", {"v": "A0"}, None, 29),
             ("3", None, {"v": "13"}, 36),
             ("4", None, {"v": "14"}, 37),
@@ -318,66 +302,54 @@ def test_grace_a_match_cancels_the_held_result():
     """Kafka Streams' KStreamKStreamLeftJoinTest.testLeftJoinDuplicates: held duplicates are
     emitted once their window closes; joined ones never are."""
     with TestDriver(stream_join("left", 100, 100, 10)) as driver:
-        feed(
-            driver,
-            [
-                (LEFT, "0", {"v": "A0"}, 0),
-                (LEFT, "0", {"v": "A0-0"}, 0),
-                (RIGHT, "1", {"v": "a0"}, 111),
-                (RIGHT, "2", {"v": "dummy"}, 500),
-            ],
-        )
-        assert outputs(driver) == [
+        records = [
+            (LEFT, "0", {"v": "A0"}, 0),
+            (LEFT, "0", {"v": "A0-0"}, 0),
+            (RIGHT, "1", {"v": "a0"}, 111),
+            (RIGHT, "2", {"v": "dummy"}, 500),
+        ]
+        assert feed(driver, records) == [
             ("0", {"v": "A0"}, None, 0),
             ("0", {"v": "A0-0"}, None, 0),
         ]
-        feed(
-            driver,
-            [
-                (LEFT, "2", {"v": "A2"}, 1000),
-                (LEFT, "2", {"v": "A2-0"}, 1000),
-                (RIGHT, "2", {"v": "a2"}, 1001),
-            ],
-        )
-        assert outputs(driver) == [
+        records = [
+            (LEFT, "2", {"v": "A2"}, 1000),
+            (LEFT, "2", {"v": "A2-0"}, 1000),
+            (RIGHT, "2", {"v": "a2"}, 1001),
+        ]
+        assert feed(driver, records) == [
             ("2", {"v": "A2"}, {"v": "a2"}, 1001),
             ("2", {"v": "A2-0"}, {"v": "a2"}, 1001),
         ]
-        driver.pipe(RIGHT, "3", {"v": "a3"}, 1315)
-        assert outputs(driver) == []
+        assert feed(driver, [(RIGHT, "3", {"v": "a3"}, 1315)]) == []
 
 
 def test_grace_only_a_record_at_stream_time_emits_closed_records():
     """Kafka Streams emits closed records only for a record at or past stream time: an out-of-
     order record does not, the next in-order one does."""
     with TestDriver(stream_join("left", 10, 10, 0)) as driver:
-        feed(driver, [(LEFT, "a", {"v": 1}, 0), (LEFT, "b", {"v": 2}, 100)])
-        assert outputs(driver) == [("a", {"v": 1}, None, 0)]
-        driver.pipe(LEFT, "c", {"v": 3}, 50)  # its own window closed: emitted at once
-        assert outputs(driver) == [("c", {"v": 3}, None, 50)]
-        driver.pipe(RIGHT, "z", {"v": 9}, 100)  # at stream time, nothing closed yet
-        assert outputs(driver) == []
-        driver.pipe(RIGHT, "z", {"v": 9}, 111)
-        assert outputs(driver) == [("b", {"v": 2}, None, 100)]
+        records = [(LEFT, "a", {"v": 1}, 0), (LEFT, "b", {"v": 2}, 100)]
+        assert feed(driver, records) == [("a", {"v": 1}, None, 0)]
+        # Its own window closed: emitted at once.
+        assert feed(driver, [(LEFT, "c", {"v": 3}, 50)]) == [("c", {"v": 3}, None, 50)]
+        # At stream time, nothing closed yet.
+        assert feed(driver, [(RIGHT, "z", {"v": 9}, 100)]) == []
+        assert feed(driver, [(RIGHT, "z", {"v": 9}, 111)]) == [("b", {"v": 2}, None, 100)]
 
 
 def test_grace_closed_records_of_one_timestamp_come_in_key_byte_order():
     """Kafka Streams' outer-join store is ordered by timestamp, side, then key bytes: held
     records of one timestamp come out by key, not by arrival. Keys stay bytes end to end."""
-    with TestDriver(stream_join("left", 10, 10, 0, key_deserializer="bytes")) as driver:
-        feed(
-            driver,
-            [
-                (LEFT, b"\x02", {"v": "second"}, 5),
-                (LEFT, b"\x01\xff", {"v": "first"}, 5),
-                (LEFT, b"\x03", {"v": "late"}, 6),
-                (RIGHT, b"\x09", {"v": "tick"}, 16),  # closes 5 (5 + 10 < 16), not 6
-            ],
-        )
-        assert outputs(driver) == [
-            (b"\x01\xff", {"v": "first"}, None, 5),
-            (b"\x02", {"v": "second"}, None, 5),
-        ]
+    records = [
+        (LEFT, b"\x02", {"v": "second"}, 5),
+        (LEFT, b"\x01\xff", {"v": "first"}, 5),
+        (LEFT, b"\x03", {"v": "late"}, 6),
+        (RIGHT, b"\x09", {"v": "tick"}, 16),  # closes 5 (5 + 10 < 16), not 6
+    ]
+    assert run(stream_join("left", 10, 10, 0, key_deserializer="bytes"), records) == [
+        (b"\x01\xff", {"v": "first"}, None, 5),
+        (b"\x02", {"v": "second"}, None, 5),
+    ]
 
 
 def test_right_join_window_is_the_right_records():
@@ -385,35 +357,31 @@ def test_right_join_window_is_the_right_records():
     window (StreamStreamJoinBuilder): a RIGHT record at ts joins left records in
     [ts - before, ts + after], so with (0 ms, 100 ms) a right record at 100 meets a left one at
     150 but not one at 50."""
-    with TestDriver(stream_join("right", 0, 100)) as driver:
-        feed(
-            driver,
-            [
-                (LEFT, "k", {"v": "early"}, 50),
-                (RIGHT, "k", {"v": "r"}, 100),
-                (LEFT, "k", {"v": "later"}, 150),
-            ],
-        )
-        assert outputs(driver) == [
-            ("k", None, {"v": "r"}, 100),
-            ("k", {"v": "later"}, {"v": "r"}, 150),
-        ]
+    assert run(
+        stream_join("right", 0, 100),
+        [
+            (LEFT, "k", {"v": "early"}, 50),
+            (RIGHT, "k", {"v": "r"}, 100),
+            (LEFT, "k", {"v": "later"}, 150),
+        ],
+    ) == [
+        ("k", None, {"v": "r"}, 100),
+        ("k", {"v": "later"}, {"v": "r"}, 150),
+    ]
 
 
 def test_retention_is_per_side_stream_time():
     """Each side keeps its records ``before + after + grace`` behind its own stream time: with
     WITHIN 10 ms GRACE PERIOD 0, a right record at 100 is gone once the right side reached 200,
     so a left record at 95 no longer meets it; a left join emits it null-padded at once."""
-    with TestDriver(stream_join("left", 10, 10, 0)) as driver:
-        feed(
-            driver,
-            [
-                (RIGHT, "k", {"v": "r100"}, 100),
-                (RIGHT, "x", {"v": "r200"}, 200),
-                (LEFT, "k", {"v": "l95"}, 95),
-            ],
-        )
-        assert outputs(driver) == [("k", {"v": "l95"}, None, 95)]
+    assert run(
+        stream_join("left", 10, 10, 0),
+        [
+            (RIGHT, "k", {"v": "r100"}, 100),
+            (RIGHT, "x", {"v": "r200"}, 200),
+            (LEFT, "k", {"v": "l95"}, 95),
+        ],
+    ) == [("k", {"v": "l95"}, None, 95)]
 
 
 def test_stream_time_and_held_records_are_per_partition():
@@ -450,12 +418,10 @@ def test_expired_state_is_deleted():
 def test_records_without_key_or_value():
     """A keyless record on an outer side is emitted null-padded at once (Kafka Streams'
     KIP-962); on an inner side it is dropped, as is a record without a value."""
-    with TestDriver(stream_join("left", 10, 10)) as driver:
-        feed(
-            driver,
-            [(LEFT, None, {"v": 1}, 5), (RIGHT, None, {"v": 2}, 5), (LEFT, "k", None, 6)],
-        )
-        assert outputs(driver) == [(None, {"v": 1}, None, 5)]
+    assert run(
+        stream_join("left", 10, 10),
+        [(LEFT, None, {"v": 1}, 5), (RIGHT, None, {"v": 2}, 5), (LEFT, "k", None, 6)],
+    ) == [(None, {"v": 1}, None, 5)]
 
 
 def test_rows_are_kept_through_dump_and_load():
@@ -533,17 +499,15 @@ def test_table_left_join():
         (LEFT, "0", row("bar", 99), 16_000),
         (LEFT, "90", row("ninety", 90), 17_000),
     ]
-    with TestDriver(table_join("left")) as driver:
-        feed(driver, records)
-        assert outputs(driver) == [
-            ("0", row("zero", 0), None, 0),
-            ("0", row("zero", 0), f("blah", 50), 10_000),
-            ("10", row("100", 5), None, 11_000),
-            ("0", row("foo", 100), f("blah", 50), 13_000),
-            ("0", row("foo", 100), f("a", 10), 15_000),
-            ("0", row("bar", 99), f("a", 10), 16_000),
-            ("90", row("ninety", 90), None, 17_000),
-        ]
+    assert run(table_join("left"), records) == [
+        ("0", row("zero", 0), None, 0),
+        ("0", row("zero", 0), f("blah", 50), 10_000),
+        ("10", row("100", 5), None, 11_000),
+        ("0", row("foo", 100), f("blah", 50), 13_000),
+        ("0", row("foo", 100), f("a", 10), 15_000),
+        ("0", row("bar", 99), f("a", 10), 16_000),
+        ("90", row("ninety", 90), None, 17_000),
+    ]
 
 
 def test_table_right_join():
@@ -554,15 +518,13 @@ def test_table_right_join():
         (LEFT, "90", row("ninety", 90), 17_000),
         (RIGHT, "7", f("b", 20), 18_000),
     ]
-    with TestDriver(table_join("right")) as driver:
-        feed(driver, records)
-        assert outputs(driver) == [
-            ("0", row("zero", 0), f("blah", 50), 10_000),
-            ("0", row("foo", 100), f("blah", 50), 13_000),
-            ("0", row("foo", 100), f("a", 10), 15_000),
-            ("0", row("bar", 99), f("a", 10), 16_000),
-            ("7", None, f("b", 20), 18_000),
-        ]
+    assert run(table_join("right"), records) == [
+        ("0", row("zero", 0), f("blah", 50), 10_000),
+        ("0", row("foo", 100), f("blah", 50), 13_000),
+        ("0", row("foo", 100), f("a", 10), 15_000),
+        ("0", row("bar", 99), f("a", 10), 16_000),
+        ("7", None, f("b", 20), 18_000),
+    ]
 
 
 def test_table_inner_and_outer_joins():
@@ -573,19 +535,15 @@ def test_table_inner_and_outer_joins():
         ("0", row("foo", 100), f("blah", 50), 13_000),
         ("0", row("foo", 100), f("a", 10), 15_000),
     ]
-    with TestDriver(table_join("inner")) as driver:
-        feed(driver, records)
-        assert outputs(driver) == [*joined, ("0", row("bar", 99), f("a", 10), 16_000)]
-    with TestDriver(table_join("outer")) as driver:
-        feed(driver, records)
-        assert outputs(driver) == [
-            ("0", row("zero", 0), None, 0),
-            joined[0],
-            ("10", row("100", 5), None, 11_000),
-            *joined[1:],
-            ("15", None, f("c", 20), 15_500),
-            ("0", row("bar", 99), f("a", 10), 16_000),
-        ]
+    assert run(table_join("inner"), records) == [*joined, ("0", row("bar", 99), f("a", 10), 16_000)]
+    assert run(table_join("outer"), records) == [
+        ("0", row("zero", 0), None, 0),
+        joined[0],
+        ("10", row("100", 5), None, 11_000),
+        *joined[1:],
+        ("15", None, f("c", 20), 15_500),
+        ("0", row("bar", 99), f("a", 10), 16_000),
+    ]
 
 
 def test_table_inner_join_tombstones():
@@ -601,15 +559,13 @@ def test_table_inner_join_tombstones():
         (LEFT, "0", None, 50),
         (RIGHT, "0", None, 60),
     ]
-    with TestDriver(table_join("inner")) as driver:
-        feed(driver, records)
-        assert outputs(driver) == [
-            ("0", {"NAME": "a"}, {"NAME": "b"}, 10),
-            ("0", {"NAME": None}, {"NAME": "b"}, 20),
-            ("0", {"NAME": None}, {"NAME": None}, 30),
-            ("0", {"NAME": None}, {"NAME": None}, 40),
-            ("0", "deleted", 50),
-        ]
+    assert run(table_join("inner"), records) == [
+        ("0", {"NAME": "a"}, {"NAME": "b"}, 10),
+        ("0", {"NAME": None}, {"NAME": "b"}, 20),
+        ("0", {"NAME": None}, {"NAME": None}, 30),
+        ("0", {"NAME": None}, {"NAME": None}, 40),
+        ("0", "deleted", 50),
+    ]
 
 
 def test_table_inner_join_right_tombstone():
@@ -620,12 +576,10 @@ def test_table_inner_join_right_tombstone():
         (RIGHT, "90", f("b", 10), 18_000),
         (RIGHT, "90", None, 19_000),
     ]
-    with TestDriver(table_join("inner")) as driver:
-        feed(driver, records)
-        assert outputs(driver) == [
-            ("90", row("ninety", 90), f("b", 10), 18_000),
-            ("90", "deleted", 19_000),
-        ]
+    assert run(table_join("inner"), records) == [
+        ("90", row("ninety", 90), f("b", 10), 18_000),
+        ("90", "deleted", 19_000),
+    ]
 
 
 def test_table_left_join_tombstones():
@@ -640,15 +594,13 @@ def test_table_left_join_tombstones():
         (RIGHT, "0", {"F1": "foo"}, 0),
         (LEFT, "0", {"NAME": "goo"}, 0),
     ]
-    with TestDriver(table_join("left")) as driver:
-        feed(driver, records)
-        assert outputs(driver) == [
-            ("0", {"NAME": "zero"}, None, 0),
-            ("0", {"NAME": "zero"}, {"F1": "blah"}, 0),
-            ("0", {"NAME": "zero"}, None, 0),
-            ("0", "deleted", 0),
-            ("0", {"NAME": "goo"}, {"F1": "foo"}, 0),
-        ]
+    assert run(table_join("left"), records) == [
+        ("0", {"NAME": "zero"}, None, 0),
+        ("0", {"NAME": "zero"}, {"F1": "blah"}, 0),
+        ("0", {"NAME": "zero"}, None, 0),
+        ("0", "deleted", 0),
+        ("0", {"NAME": "goo"}, {"F1": "foo"}, 0),
+    ]
 
 
 def test_table_left_join_left_tombstone_with_right_row_deletes():
@@ -660,13 +612,11 @@ def test_table_left_join_left_tombstone_with_right_row_deletes():
         (LEFT, "0", None, 6),
         (LEFT, "1", None, 8),
     ]
-    with TestDriver(table_join("left")) as driver:
-        feed(driver, records)
-        assert outputs(driver) == [
-            ("0", {"NAME": "zero"}, None, 5),
-            ("0", {"NAME": "zero"}, {"F1": "blah"}, 7),
-            ("0", "deleted", 7),
-        ]
+    assert run(table_join("left"), records) == [
+        ("0", {"NAME": "zero"}, None, 5),
+        ("0", {"NAME": "zero"}, {"F1": "blah"}, 7),
+        ("0", "deleted", 7),
+    ]
 
 
 def test_table_outer_join_deletes_when_the_last_row_goes():
@@ -680,11 +630,9 @@ def test_table_outer_join_deletes_when_the_last_row_goes():
         (RIGHT, "0", None, 4),
         (RIGHT, "0", None, 5),
     ]
-    with TestDriver(table_join("outer")) as driver:
-        feed(driver, records)
-        assert outputs(driver) == [
-            ("0", {"NAME": "zero"}, None, 1),
-            ("0", {"NAME": "zero"}, {"F1": "blah"}, 2),
-            ("0", None, {"F1": "blah"}, 3),
-            ("0", "deleted", 4),
-        ]
+    assert run(table_join("outer"), records) == [
+        ("0", {"NAME": "zero"}, None, 1),
+        ("0", {"NAME": "zero"}, {"F1": "blah"}, 2),
+        ("0", None, {"F1": "blah"}, 3),
+        ("0", "deleted", 4),
+    ]

@@ -561,8 +561,8 @@ def test_no_columns() -> None:
     )
 
 
-@pytest.mark.parametrize("fmt", ["AVRO", "protobuf", "PROTOBUF_NOSR", "JSON_SR"])
-def test_schema_registry_formats_are_not_run(fmt: str) -> None:
+@pytest.mark.parametrize("fmt", ["protobuf", "PROTOBUF_NOSR"])
+def test_protobuf_formats_are_not_run(fmt: str) -> None:
     with pytest.raises(Unsupported, match=f"format {fmt.upper()}"):
         value_serde(fmt, [("V", INT)], {})
     with pytest.raises(Unsupported):

@@ -1,6 +1,7 @@
-"""streams.ksql.formats' Schema Registry format (AVRO), against confluent-kafka's in-memory
-registry (``mock://``): the schemas ksqlDB generates, the wire format, reading records other
-writers wrote, the test-case representation, and columns inferred from registered schemas."""
+"""streams.ksql.formats' Schema Registry formats (AVRO, JSON_SR), against confluent-kafka's
+in-memory registry (``mock://``): the schemas ksqlDB generates, the wire format, reading records
+other writers wrote, the test-case representation, and columns inferred from registered
+schemas."""
 
 from __future__ import annotations
 
@@ -640,3 +641,141 @@ def test_a_source_without_columns_takes_the_registry_s(registry: SchemaRegistryC
     ]
     with pytest.raises(KsqlError, match="does not define any columns"):
         compile_sql("CREATE STREAM S WITH (kafka_topic='s', value_format='JSON');")
+
+
+# --- JSON_SR ------------------------------------------------------------------------------
+
+
+def _optional(schema: dict[str, Any], index: int | None = None) -> dict[str, Any]:
+    nullable = {"oneOf": [{"type": "null"}, schema]}
+    return nullable if index is None else {"connect.index": index, **nullable}
+
+
+def test_json_sr_schemas_are_ksqldb_s() -> None:
+    serde = value_serde(
+        "JSON_SR",
+        [("I", INT), ("D", dec(6, 4)), ("TS", TIMESTAMP), ("M", map_of(BYTES))],
+        {},
+        topic="t",
+    )
+    assert json.loads(serde.schema.schema_str) == {
+        "type": "object",
+        "properties": {
+            "I": _optional({"type": "integer", "connect.type": "int32"}, 0),
+            "D": _optional(
+                {
+                    "type": "number",
+                    "title": "org.apache.kafka.connect.data.Decimal",
+                    "connect.version": 1,
+                    "connect.type": "bytes",
+                    "connect.parameters": {"scale": "4", "connect.decimal.precision": "6"},
+                },
+                1,
+            ),
+            "TS": _optional(
+                {
+                    "type": "integer",
+                    "title": "org.apache.kafka.connect.data.Timestamp",
+                    "connect.version": 1,
+                    "connect.type": "int64",
+                },
+                2,
+            ),
+            "M": _optional(
+                {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "key": _optional({"type": "string"}, 0),
+                            "value": _optional({"type": "string", "connect.type": "bytes"}, 1),
+                        },
+                    },
+                    "connect.type": "map",
+                },
+                3,
+            ),
+        },
+    }
+    assert serde.schema.schema_type == "JSON"
+    # A single key column is unwrapped and, unlike AVRO's, nullable.
+    key = key_serde("JSON_SR", [("K", INT)], {}, topic="t")
+    assert json.loads(key.schema.schema_str) == _optional(
+        {"type": "integer", "connect.type": "int32"}
+    )
+
+
+def test_json_sr_wire_bytes_and_round_trips(registry: SchemaRegistryClient) -> None:
+    columns = [
+        ("I", INT),
+        ("D", dec(4, 2)),
+        ("Y", BYTES),
+        ("M", map_of(DOUBLE)),
+        ("S", struct_of(("F", STRING), ("A", array_of(BIGINT)))),
+    ]
+    serde = value_serde("JSON_SR", columns, {}, topic="t")
+    row = [1, Decimal("1.50"), b"\x01", {"a": 1.5, "b": None}, {"F": None, "A": [2, None]}]
+    data = serde.serialize(row)
+    schema_id = registry.get_latest_version("t-value").schema_id
+    assert data == b"\x00" + struct.pack(">I", schema_id) + (
+        b'{"I":1,"D":1.50,"Y":"AQ==","M":[{"key":"a","value":1.5},{"key":"b","value":null}],'
+        b'"S":{"F":null,"A":[2,null]}}'
+    )
+    assert serde.deserialize(data) == row
+    keys = key_serde("JSON_SR", [("K", STRING)], {}, topic="t")
+    assert keys.deserialize(keys.serialize(["k"])) == ["k"]
+
+
+def test_json_sr_reads_another_writer_s_schema(registry: SchemaRegistryClient) -> None:
+    writer = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "connect.index": 1},
+            "id": {"type": "integer", "connect.index": 0},
+            "tags": {
+                "type": "object",
+                "additionalProperties": {"type": "number"},
+                "connect.type": "map",
+            },
+        },
+    }
+    schema_id = registry.register_schema("other-value", Schema(json.dumps(writer), "JSON"))
+    payload = b'{"id": 7, "name": "x", "tags": {"a": 2}, "extra": true}'
+    data = b"\x00" + struct.pack(">I", schema_id) + payload
+    serde = value_serde(
+        "JSON_SR", [("ID", BIGINT), ("NAME", STRING), ("TAGS", map_of(DOUBLE))], {}, topic="t"
+    )
+    assert serde.deserialize(data) == [7, "x", {"a": 2.0}]
+    assert serde.to_test(data) == {"id": 7, "name": "x", "tags": {"a": 2.0}}
+    wrong = value_serde("JSON_SR", [("ID", STRING), ("NAME", INT)], {}, topic="t")
+    assert reason(wrong.deserialize, data).endswith(
+        "Cannot deserialize type string as type int32 for path: ->NAME"
+    )
+
+
+def test_json_sr_columns_from_the_registry(registry: SchemaRegistryClient) -> None:
+    writer = {
+        "type": "object",
+        "properties": {
+            "b": {"type": "integer", "connect.index": 1, "connect.type": "int32"},
+            "a": {"oneOf": [{"type": "null"}, {"type": "number"}], "connect.index": 0},
+            "c": {"type": "array", "items": {"type": "string"}, "connect.index": 2},
+        },
+    }
+    registry.register_schema("j-value", Schema(json.dumps(writer), "JSON"))
+    registry.register_schema("j-key", Schema('{"type": "integer"}', "JSON"))
+    assert registry_columns("JSON_SR", "j", "value", {}) == [
+        ("A", DOUBLE),
+        ("B", INT),
+        ("C", array_of(STRING)),
+    ]
+    assert registry_columns("JSON_SR", "j", "key", {}) == [("ROWKEY", BIGINT)]
+    with pytest.raises(KsqlError, match="You may want to set VALUE_FORMAT to 'JSON'"):
+        registry_columns("AVRO", "j", "value", {})
+
+
+def test_json_sr_test_records(registry: SchemaRegistryClient) -> None:
+    serde = value_serde("JSON_SR", [("V", dec(4, 1)), ("T", TIME)], {}, topic="t")
+    data = serde.from_test({"v": "5.45", "t": 10})
+    assert data is not None and data.endswith(b'{"V":5.5,"T":10}')
+    assert serde.to_test(data) == {"V": 5.5, "T": 10}

@@ -19,6 +19,7 @@ accumulators of two session windows.
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
 import json
 import math
@@ -424,14 +425,8 @@ def _extreme(
     )
 
 
-@_aggregate("MIN")
-def _min(call: FunctionCall, arg_types: Sequence[SqlType | None]) -> AggregateSpec:
-    return _extreme(call, arg_types, larger=False)
-
-
-@_aggregate("MAX")
-def _max(call: FunctionCall, arg_types: Sequence[SqlType | None]) -> AggregateSpec:
-    return _extreme(call, arg_types, larger=True)
+_aggregate("MIN")(functools.partial(_extreme, larger=False))
+_aggregate("MAX")(functools.partial(_extreme, larger=True))
 
 
 # --- LATEST_BY_OFFSET, EARLIEST_BY_OFFSET ------------------------------------------------------
@@ -565,14 +560,8 @@ def _by_offset_n(
     )
 
 
-@_aggregate("LATEST_BY_OFFSET")
-def _latest(call: FunctionCall, arg_types: Sequence[SqlType | None]) -> AggregateSpec:
-    return _by_offset(call, arg_types, latest=True)
-
-
-@_aggregate("EARLIEST_BY_OFFSET")
-def _earliest(call: FunctionCall, arg_types: Sequence[SqlType | None]) -> AggregateSpec:
-    return _by_offset(call, arg_types, latest=False)
+_aggregate("LATEST_BY_OFFSET")(functools.partial(_by_offset, latest=True))
+_aggregate("EARLIEST_BY_OFFSET")(functools.partial(_by_offset, latest=False))
 
 
 # --- COUNT_DISTINCT, COLLECT_LIST, COLLECT_SET, HISTOGRAM --------------------------------------

@@ -21,7 +21,7 @@ from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic
 
 from streams.ksql import ast, formats
-from streams.ksql.catalog import Catalog, Column, Source
+from streams.ksql.catalog import Catalog, Column, Source, WindowInfo
 from streams.ksql.errors import KsqlError, Unsupported
 from streams.ksql.parser import parse
 from streams.ksql.plans import EncodedSerializer, QueryPlan, plan_query
@@ -237,6 +237,7 @@ def declare_source(statement: ast.CreateSource) -> Source:
         timestamp_format=props.get("TIMESTAMP_FORMAT"),
         partitions=props.get("PARTITIONS"),
         read_only=statement.source,
+        window=_window(props),
     )
     source.key_serde  # noqa: B018 -- the format checks the key schema now, with its message
     source.value_serde  # noqa: B018
@@ -246,6 +247,43 @@ def declare_source(statement: ast.CreateSource) -> Source:
             f"'{source.timestamp_column}'"
         )
     return source
+
+
+_UNITS = {
+    "MILLISECOND": 1,
+    "SECOND": 1000,
+    "MINUTE": 60_000,
+    "HOUR": 3_600_000,
+    "DAY": 86_400_000,
+}
+
+
+def _window(props: dict[str, Any]) -> WindowInfo | None:
+    """A source over a windowed topic (``WINDOW_TYPE``, ``WINDOW_SIZE``): how its keys carry
+    the window, checked as ksqlDB checks it."""
+    kind = props.get("WINDOW_TYPE")
+    size = props.get("WINDOW_SIZE")
+    if kind is None:
+        if size is not None:
+            raise KsqlError("'WINDOW_SIZE' should not be set without 'WINDOW_TYPE'.")
+        return None
+    kind = str(kind).upper()
+    if kind == "SESSION":
+        if size is not None:
+            raise KsqlError("'WINDOW_SIZE' should not be set for SESSION windows.")
+        return WindowInfo("session")
+    if kind not in ("TUMBLING", "HOPPING"):
+        raise KsqlError(f"Unknown window type: '{kind}'")
+    if size is None:
+        raise KsqlError(f"'WINDOW_SIZE' must be set for {kind} windows.")
+    parts = str(size).split()
+    unit = parts[-1].upper().removesuffix("S") if parts else ""
+    if len(parts) != 2 or not parts[0].isdigit() or unit not in _UNITS:
+        raise KsqlError(
+            f"Configuration WINDOW_SIZE is invalid: Invalid duration: '{size}'. "
+            f"Unknown time unit: '{parts[-1].upper() if parts else ''}'"
+        )
+    return WindowInfo("time", int(parts[0]) * _UNITS[unit])
 
 
 def _upper(name: Any) -> str | None:

@@ -68,6 +68,7 @@ def load_cases(directory: Path | None = None, files: Iterable[str] | None = None
     for path in sorted(directory.glob("*.json")):
         if wanted is not None and path.stem not in wanted:
             continue
+        seen: Counter[str] = Counter()
         for raw in json.loads(path.read_text())["tests"]:
             fmts = raw.get("formats") or raw.get("format") or [None]
             if isinstance(fmts, str):
@@ -76,7 +77,11 @@ def load_cases(directory: Path | None = None, files: Iterable[str] | None = None
             variants = tuple(
                 (fmt, text if fmt is None else text.replace("{FORMAT}", fmt)) for fmt in fmts
             )
-            cases.append(Case(path.stem, raw["name"], variants, raw))
+            # A few names occur twice in a file (once per group of formats): number the
+            # repeats, so that every case has a path of its own.
+            seen[raw["name"]] += 1
+            name = raw["name"] if seen[raw["name"]] == 1 else f"{raw['name']} #{seen[raw['name']]}"
+            cases.append(Case(path.stem, name, variants, raw))
     return cases
 
 
@@ -134,8 +139,10 @@ def _compile_and_run(case: Case, statements: str) -> tuple[str, str]:
     return (FAILED, difference) if difference else (PASSED, "")
 
 
-#: The registry's name for the schema language of each format a case's topic may give.
-_SCHEMA_TYPES = {"AVRO": "AVRO", "JSON_SR": "JSON", "PROTOBUF": "PROTOBUF"}
+#: The registry's name for the schema language of each format a case's topic may give (a
+#: JSON topic with a schema is one of JSON_SR's: the registry's name for it, as some cases
+#: write it).
+_SCHEMA_TYPES = {"AVRO": "AVRO", "JSON_SR": "JSON", "JSON": "JSON", "PROTOBUF": "PROTOBUF"}
 
 
 def _case_registry(topics: list[dict[str, Any]]) -> CaseRegistry:

@@ -542,35 +542,23 @@ class _Compiler:
             raise KsqlError(
                 f"Logical binary expects two boolean values.  Actual {left_type} and {right_type}"
             )
-        # Java's && and || on Boolean objects: short-circuit, and a NULL operand that gets
-        # evaluated is an error.
-        if op == "AND":
+        # Java's && and || on Boolean objects: short-circuit (on FALSE for AND, TRUE for OR),
+        # and a NULL operand that gets evaluated is an error.
+        decisive = op == "OR"
+        operand = f"operand of {op}"
 
-            def conjunction(row: Row) -> bool:
-                a = left(row)
-                if a is None:
-                    raise _null_error("operand of AND")
-                if not a:
-                    return False
-                b = right(row)
-                if b is None:
-                    raise _null_error("operand of AND")
-                return b
-
-            return conjunction, BOOLEAN
-
-        def disjunction(row: Row) -> bool:
+        def logical(row: Row) -> bool:
             a = left(row)
             if a is None:
-                raise _null_error("operand of OR")
-            if a:
-                return True
+                raise _null_error(operand)
+            if bool(a) == decisive:
+                return decisive
             b = right(row)
             if b is None:
-                raise _null_error("operand of OR")
+                raise _null_error(operand)
             return b
 
-        return disjunction, BOOLEAN
+        return logical, BOOLEAN
 
     def _isdistinctfrom(self, e: IsDistinctFrom) -> Term:
         op = "IS NOT DISTINCT FROM" if e.negated else "IS DISTINCT FROM"

@@ -512,7 +512,7 @@ def _build(target: _Target, delimiter: str | None, wrapped: bool, subject: _Subj
     record) of the columns, else the single column's value alone."""
     fmt, columns = target.format, target.columns
     if fmt in _NOT_RUN:
-        raise Unsupported(f"format {fmt} (Schema Registry and Protobuf formats are not run yet)")
+        raise Unsupported(f"format {fmt} (the Protobuf formats are not run yet)")
     if fmt == "NONE":
         if columns:
             raise target.error(
@@ -2501,16 +2501,20 @@ def _json_model(node: Any) -> _ConnectType:
         if connect_type == "map":
             values = _json_model(node.get("additionalProperties", {}))
             return _ConnectType("MAP", element=values, key=_ConnectType("STRING"))
-        # Fields in connect.index order; a field without one goes where it comes.
+        # Fields in connect.index order (a field without one goes where it comes); a field
+        # the object does not require may be null.
         ordered: dict[int, tuple[str, Any]] = {}
         for name, sub in node.get("properties", {}).items():
             position = sub.get("connect.index") if isinstance(sub, dict) else None
             ordered[len(ordered) if position is None else position] = (name, sub)
-        fields = tuple(
-            _ConnectField(name, _json_model(sub), sub.get("default", _NO_DEFAULT))
-            for _, (name, sub) in sorted(ordered.items())
-        )
-        return _ConnectType("STRUCT", fields=fields)
+        required = set(node.get("required", ()))
+        fields = []
+        for _, (name, sub) in sorted(ordered.items()):
+            field_type = _json_model(sub)
+            if name not in required:
+                field_type = replace(field_type, optional=True)
+            fields.append(_ConnectField(name, field_type, sub.get("default", _NO_DEFAULT)))
+        return _ConnectType("STRUCT", fields=tuple(fields))
     raise _Coercion(f"Unsupported JSON schema: {json.dumps(node)}")
 
 

@@ -1253,14 +1253,14 @@ def _half_up_towards_positive(x: Decimal, places: int) -> Decimal:
     return x.quantize(quantum(places), rounding=rounding, context=_WIDE)
 
 
-@udf("ROUND")
-def _round_long(x: int) -> int:
+def _whole_number(x: int) -> int:
+    """ROUND and TRUNC of a whole number: the number itself, as a BIGINT."""
     return x
 
 
-@udf("ROUND", params=[INTEGER], returns=BIGINT)
-def _round_int(x: int) -> int:
-    return x
+for _name in ("ROUND", "TRUNC"):
+    udf(_name)(_whole_number)
+    udf(_name, params=[INTEGER], returns=BIGINT)(_whole_number)
 
 
 @udf("ROUND")
@@ -1281,16 +1281,6 @@ def _round_decimal(x: Decimal) -> Decimal:
 @udf("ROUND", returns=_first)
 def _round_decimal_places(x: Decimal, places: Int) -> Decimal:
     return _half_up_towards_positive(x, places).quantize(x, context=_EXACT)
-
-
-@udf("TRUNC")
-def _trunc_long(x: int) -> int:
-    return x
-
-
-@udf("TRUNC", params=[INTEGER], returns=BIGINT)
-def _trunc_int(x: int) -> int:
-    return x
 
 
 @udf("TRUNC")

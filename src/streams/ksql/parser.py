@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -194,6 +195,24 @@ class _Constraint:
     primary_key: bool = False
     headers: bool = False
     header: str | None = None
+
+
+def _binary(op: str) -> Callable[[Any, ast.Expr, ast.Expr], ast.Expr]:
+    """The rule method of an operator: ``left op right``."""
+
+    def build(self: Any, left: ast.Expr, right: ast.Expr) -> ast.Expr:
+        return ast.Binary(op, left, right)
+
+    return build
+
+
+def _unary(op: Literal["-", "+", "NOT"]) -> Callable[[Any, ast.Expr], ast.Expr]:
+    """The rule method of a prefix operator: ``op operand``."""
+
+    def build(self: Any, operand: ast.Expr) -> ast.Expr:
+        return ast.Unary(op, operand)
+
+    return build
 
 
 @v_args(inline=True)
@@ -553,14 +572,9 @@ class _Builder(Transformer[Token, Any]):
 
     # --- expressions ---------------------------------------------------------------------------
 
-    def or_op(self, left: ast.Expr, right: ast.Expr) -> ast.Expr:
-        return ast.Binary("OR", left, right)
-
-    def and_op(self, left: ast.Expr, right: ast.Expr) -> ast.Expr:
-        return ast.Binary("AND", left, right)
-
-    def not_op(self, operand: ast.Expr) -> ast.Expr:
-        return ast.Unary("NOT", operand)
+    or_op = _binary("OR")
+    and_op = _binary("AND")
+    not_op = _unary("NOT")
 
     def negated(self) -> bool:
         return True
@@ -597,29 +611,14 @@ class _Builder(Transformer[Token, Any]):
     def distinct_from(self, left: ast.Expr, negated: bool | None, right: ast.Expr) -> ast.Expr:
         return ast.IsDistinctFrom(left, right, negated=bool(negated))
 
-    def concat(self, left: ast.Expr, right: ast.Expr) -> ast.Expr:
-        return ast.Binary("||", left, right)
-
-    def add(self, left: ast.Expr, right: ast.Expr) -> ast.Expr:
-        return ast.Binary("+", left, right)
-
-    def subtract(self, left: ast.Expr, right: ast.Expr) -> ast.Expr:
-        return ast.Binary("-", left, right)
-
-    def multiply(self, left: ast.Expr, right: ast.Expr) -> ast.Expr:
-        return ast.Binary("*", left, right)
-
-    def divide(self, left: ast.Expr, right: ast.Expr) -> ast.Expr:
-        return ast.Binary("/", left, right)
-
-    def modulo(self, left: ast.Expr, right: ast.Expr) -> ast.Expr:
-        return ast.Binary("%", left, right)
-
-    def negate(self, operand: ast.Expr) -> ast.Expr:
-        return ast.Unary("-", operand)
-
-    def plus(self, operand: ast.Expr) -> ast.Expr:
-        return ast.Unary("+", operand)
+    concat = _binary("||")
+    add = _binary("+")
+    subtract = _binary("-")
+    multiply = _binary("*")
+    divide = _binary("/")
+    modulo = _binary("%")
+    negate = _unary("-")
+    plus = _unary("+")
 
     def negative_number(self, minus: Token, token: Token) -> ast.Literal:
         return _number("-" + token, minus)
@@ -828,15 +827,16 @@ def _terminal_text() -> dict[str, str]:
 def _describe_expected(names: set[str]) -> str:
     names = set(names) - {_RESERVED_TOKEN}
     words: list[str] = []
-    if names >= _EXPRESSION_START:
-        words.append("an expression")
-        names -= _EXPRESSION_START
-    elif names >= _VALUE_START:
-        words.append("a value")
-        names -= _VALUE_START
-    elif names >= _TYPE_START:
-        words.append("a type")
-        names -= _TYPE_START
+    # The first of these groups that the expected names cover is said in a word.
+    for group, word in (
+        (_EXPRESSION_START, "an expression"),
+        (_VALUE_START, "a value"),
+        (_TYPE_START, "a type"),
+    ):
+        if names >= group:
+            words.append(word)
+            names -= group
+            break
     if names >= _TIME_UNITS:
         words.append("a time unit (MILLISECONDS, SECONDS, MINUTES, HOURS or DAYS)")
         names -= _TIME_UNITS

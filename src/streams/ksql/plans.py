@@ -368,12 +368,7 @@ def _ambiguous(name: str, relations: Sequence[Relation]) -> bool:
 
 
 def _check_where(where: ast.Expr, scope: Scope, clause: str = "WHERE") -> Callable[[dict], Any]:
-    for ref in column_refs(where):
-        if ref.name in (WINDOWSTART, WINDOWEND):
-            raise KsqlError(
-                f"Window bounds column {ref.name} can only be used in the SELECT clause of "
-                "windowed aggregations and can not be passed to aggregate functions."
-            )
+    _reject_window_bounds(where)
     try:
         compiled = compile_expression(where, scope)
     except KsqlError as exc:
@@ -413,13 +408,9 @@ def _split_keys(
         keys.append(matches[0])
     if missing:
         plural = f"{what}s" if len(missing) > 1 else what
-        listed = (
-            missing[0]
-            if len(missing) == 1
-            else " and ".join([", ".join(missing[:-1]), missing[-1]])
-        )
         raise KsqlError(
-            f"The query used to build `{sink_name}` must include the {plural} {listed} in its "
+            f"The query used to build `{sink_name}` must include the {plural} "
+            f"{_and_list(missing)} in its "
             f"projection (eg, SELECT {', '.join(missing)}...)."
         )
     values = [o for o in outputs if all(o is not k for k in keys)]
@@ -476,6 +467,11 @@ def _inherited(source: Source, key_format: str, value_format: str) -> dict[str, 
     if value_format == source.value_format and "VALUE_DELIMITER" in source.properties:
         out["VALUE_DELIMITER"] = source.properties["VALUE_DELIMITER"]
     return out
+
+
+def _and_list(names: Sequence[str]) -> str:
+    """``A``, ``A and B``, ``A, B and C``: as ksqlDB lists names in its messages."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _derived_key_format(key_format: str, keys: list[Output]) -> str:
@@ -993,10 +989,7 @@ def plan_query(
         _no_window_bounds(output.expr, source)
     if select.partition_by:
         if source.window is not None:
-            raise KsqlError(
-                "Implicit repartitioning of windowed sources is not supported. See "
-                "https://github.com/confluentinc/ksql/issues/4385."
-            )
+            raise KsqlError(_WINDOWED_REPARTITION)
         keyless = len(partition) == 1 and _is_null(partition[0])
         if keyless:
             keys, values = [], [o for o in outputs]
@@ -1054,8 +1047,11 @@ def _check_kind(kind: str, source_kind: str, name: str) -> None:
 
 
 def _no_window_bounds(expr: ast.Expr, source: Source) -> None:
-    if source.window is not None:
-        return
+    if source.window is None:
+        _reject_window_bounds(expr)
+
+
+def _reject_window_bounds(expr: ast.Expr) -> None:
     for ref in column_refs(expr):
         if ref.name in (WINDOWSTART, WINDOWEND):
             raise KsqlError(
@@ -1155,12 +1151,7 @@ def _plan_aggregate(
         arg_types = []
         compiled_args = []
         for arg in call.args:
-            for ref in column_refs(arg):
-                if ref.name in (WINDOWSTART, WINDOWEND):
-                    raise KsqlError(
-                        f"Window bounds column {ref.name} can only be used in the SELECT clause "
-                        "of windowed aggregations and can not be passed to aggregate functions."
-                    )
+            _reject_window_bounds(arg)
             compiled = compile_expression(arg, scope)
             arg_types.append(compiled.type or ast.SqlType("STRING"))
             compiled_args.append(compiled.fn)
@@ -1169,12 +1160,9 @@ def _plan_aggregate(
     if source.kind == "TABLE":
         cannot = [spec.name for spec in specs if spec.undo is None]
         if cannot:
-            listed = (
-                cannot[0] if len(cannot) == 1 else ", ".join(cannot[:-1]) + " and " + cannot[-1]
-            )
             raise KsqlError(
-                f"The aggregation functions {listed} cannot be applied to a table source, only "
-                "to a stream source."
+                f"The aggregation functions {_and_list(cannot)} cannot be applied to a table "
+                "source, only to a stream source."
             )
     entries: list[tuple[str | None, str, str, ast.SqlType]] = [
         (None, f"KSQL_GROUP_{i}", f"KSQL_GROUP_{i}", t) for i, t in enumerate(group_types)
@@ -1194,12 +1182,7 @@ def _plan_aggregate(
                 out_name = f"KSQL_COL_{unnamed}"
                 unnamed += 1
         if select.window is None:
-            for ref in column_refs(rewritten):
-                if ref.name in (WINDOWSTART, WINDOWEND):
-                    raise KsqlError(
-                        f"Window bounds column {ref.name} can only be used in the SELECT clause "
-                        "of windowed aggregations and can not be passed to aggregate functions."
-                    )
+            _reject_window_bounds(rewritten)
         compiled = compile_expression(rewritten, agg_scope)
         outputs.append(Output(out_name, rewritten, compiled.type or ast.SqlType("STRING"), normal))
     key_exprs = [ast.ColumnRef(f"KSQL_GROUP_{i}") for i in range(len(groups))]
@@ -1292,6 +1275,18 @@ def _plan_join(
             f"`{windowed.name}` is {'SESSION' if windowed.window.kind == 'session' else 'TIME'}"  # type: ignore[union-attr]
             f" windowed\n`{plain.name}` is not windowed"
         )
+    if left.window is not None and right.window is not None:
+        if (left.window.kind == "session") != (right.window.kind == "session"):
+            raise KsqlError(
+                "Incompatible windowed sources.\n"
+                f"Left source: {_window_name(left)}\nRight source: {_window_name(right)}\n"
+                "Session windowed sources can only be joined to other session windowed "
+                "sources, and may still not result in expected behaviour as session bounds must "
+                "be an exact match for the join to work\nHopping and tumbling windowed sources "
+                "can only be joined to other hopping and tumbling windowed sources"
+            )
+        if left.window != right.window:
+            raise KsqlError(_WINDOWED_REPARTITION)
     if select.group_by or select.window is not None:
         raise Unsupported("aggregations over joins")
     first = Relation(left, select.source.label, qualified=True)
@@ -1375,6 +1370,8 @@ def _plan_join(
         "join": join.kind.lower(),
         "stores": [f"{query_id}-join"],
     }
+    if left.window is not None and not same_keys:
+        raise KsqlError(_WINDOWED_REPARTITION)
     if shape == ("STREAM", "TABLE"):
         plan: QueryPlan = StreamTableJoinPlan(
             query_id, sink, stream=first, table=second, stream_key=left_fn, **common
@@ -1403,6 +1400,17 @@ def _plan_join(
     )
     plan.repartitions = [f"{query_id}-left-rekey", f"{query_id}-right-rekey"] if plan.rekey else []
     return plan
+
+
+_WINDOWED_REPARTITION = (
+    "Implicit repartitioning of windowed sources is not supported. See "
+    "https://github.com/confluentinc/ksql/issues/4385."
+)
+
+
+def _window_name(source: Source) -> str:
+    assert source.window is not None
+    return "SESSION" if source.window.kind == "session" else "TUMBLING"
 
 
 def _first_not_null(a: Any, b: Any) -> Any:
