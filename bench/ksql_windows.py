@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from streams.testing import TestDriver
 
 SEED = Path(__file__).resolve().parents[1].parent / "shared" / "ksql-statements"
 WINDOW_QUERIES = {"PAGEVIEW_TUMBLING_TABLE", "PAGEVIEW_HOPPING_TABLE", "PAGEVIEW_SESSION_TABLE"}
+WINDOW_TOPICS = ("topic6", "topic7", "topic8")
 
 
 def compiled_setup() -> Callable[[Application], None]:
@@ -42,13 +44,15 @@ def compiled_setup() -> Callable[[Application], None]:
     return compile_statements(statements).setup
 
 
-def timed(setup: Callable[[Application], None], records: list) -> float:
+def timed(setup: Callable[[Application], None], records: list) -> tuple[float, Counter[str]]:
+    """Seconds to process ``records``, and how many records each output topic got."""
+    produced: Counter[str] = Counter()
     with TestDriver(setup, partitions=1) as driver:
         started = time.perf_counter()
         for key, value, ts in records:
             driver.pipe("topic1_PageView", key, value, timestamp=ts)
-            driver.read_all()
-        return time.perf_counter() - started
+            produced.update(record.topic for record in driver.read_all())
+        return time.perf_counter() - started, produced
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,9 +69,19 @@ def main(argv: list[str] | None = None) -> int:
         "streams.ksql seed-001": compiled_setup(),
     }
     seconds: dict[str, list[float]] = {name: [] for name in contenders}
+    outputs: dict[str, Counter[str]] = {}
     for _run in range(args.runs):
         for name, setup in contenders.items():
-            seconds[name].append(timed(setup, records))
+            elapsed, outputs[name] = timed(setup, records)
+            seconds[name].append(elapsed)
+    # A fast run that lost records (dead letters, say) would be no result at all.
+    expected = {topic: outputs["streams.windows"][topic] for topic in WINDOW_TOPICS}
+    if dict(outputs["streams.ksql seed-001"]) != expected:
+        raise SystemExit(
+            f"the compiled queries wrote {dict(outputs['streams.ksql seed-001'])}, "
+            f"streams.windows {dict(outputs['streams.windows'])}: not the same results"
+        )
+    print(f"records written to topic6, topic7, topic8 by each: {list(expected.values())}")
     print(f"{'contender':24s} {'events/s':>10s} {'x streams.windows':>18s}")
     base = seconds["streams.windows"]
     for name, runs in seconds.items():

@@ -195,6 +195,7 @@ class TestDriver:
         self._hooks.assign_all(partitions)
         self._offsets: dict[tuple[str, int], int] = {}
         self._outputs: list[Record] = []
+        self._decoders: dict[str, tuple[Callable[[bytes], Any], Callable[[bytes], Any]]] = {}
         self._pending: deque[
             tuple[str, bytes | None, bytes | None, int, Headers | None, int, bool]
         ] = deque()
@@ -359,8 +360,15 @@ class TestDriver:
         headers: Headers | None,
         partition: int,
     ) -> None:
-        decode_key = _decoder(topic._key_serializer if topic else None)
-        decode_value = _decoder(topic._value_serializer if topic else None)
+        decoders = self._decoders.get(name)
+        if decoders is None or topic is None:
+            # Once per topic: an isinstance check against an ABC that fails is slow, and this
+            # runs for every output record.
+            decoders = self._decoders[name] = (
+                _decoder(topic._key_serializer if topic else None),
+                _decoder(topic._value_serializer if topic else None),
+            )
+        decode_key, decode_value = decoders
         self._outputs.append(
             Record(
                 name,

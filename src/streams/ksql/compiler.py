@@ -24,7 +24,13 @@ from streams.ksql import ast, formats
 from streams.ksql.catalog import Catalog, Column, Source, WindowInfo
 from streams.ksql.errors import KsqlError, Unsupported
 from streams.ksql.parser import parse
-from streams.ksql.plans import EncodedSerializer, QueryPlan, plan_query
+from streams.ksql.plans import (
+    EncodedSerializer,
+    QueryPlan,
+    build_windowed,
+    fusion_groups,
+    plan_query,
+)
 from streams.operators.deadletter import dead_letter_topic
 
 logger = logging.getLogger("streams.ksql")
@@ -67,11 +73,20 @@ class Program:
         """Build every persistent query on ``app``; topics read by several queries share one
         dataframe, as Quix allows one per topic."""
         builder = Builder(app)
-        for query in self.queries.values():
-            query.build(builder)
+        for group in fusion_groups(self.queries.values()):
+            if len(group) > 1:
+                build_windowed(group, builder)  # type: ignore[arg-type] # aggregations only
+            else:
+                group[0].build(builder)
 
     def explain(self) -> str:
-        return "\n\n".join(query.describe() for query in self.queries.values())
+        fused = {
+            query.id: group
+            for group in fusion_groups(self.queries.values())
+            if len(group) > 1
+            for query in group
+        }
+        return "\n\n".join(q.describe(fused.get(q.id, [])) for q in self.queries.values())
 
 
 class Builder:

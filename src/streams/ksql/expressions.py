@@ -814,6 +814,11 @@ class _Compiler:
             elif isinstance(arg, (FunctionCall, Dereference)):
                 fn = _boundary(fn)
             fns.append(fn)
+        if len(fns) > 1 and all(isinstance(arg, Literal) for arg in e.args[1:]):
+            # FORMAT_TIMESTAMP(x, 'pattern', 'zone'): the constants are evaluated once.
+            fixed = [fn({}) for fn in fns[1:]]
+            if all(value is not None for value in fixed):
+                return _call_fixed(resolved.fn, fns[0], fixed, resolved.nulls), resolved.type
         return _call(resolved.fn, fns, resolved.nulls), resolved.type
 
     def _higher_order(self, e: FunctionCall) -> Term:
@@ -1317,6 +1322,18 @@ _INTEGRAL_OPS: dict[str, Callable[[int, int], int]] = {
 
 
 # --- function calls ----------------------------------------------------------------------------
+
+
+def _call_fixed(fn: Callable[..., Any], first: Fn, fixed: list[Any], nulls: bool) -> Fn:
+    """:func:`_call` of ``fn(first, *fixed)``, the ``fixed`` arguments constant, not null."""
+    if nulls:
+        return lambda row: fn(first(row), *fixed)
+
+    def call(row: Row) -> Any:
+        x = first(row)
+        return None if x is None else fn(x, *fixed)
+
+    return call
 
 
 def _call(fn: Callable[..., Any], args: list[Fn], nulls: bool) -> Fn:

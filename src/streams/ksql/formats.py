@@ -114,6 +114,12 @@ class Serde:
         """The columns of a record's bytes; None for a null record. Raises SerdeError."""
         raise NotImplementedError
 
+    def row_writer(self) -> Callable[[dict[str, Any]], bytes | None]:
+        """:meth:`serialize` of a dict of the columns by name, in column order: how a query
+        that writes many records builds them (a format may write the dict as it is)."""
+        serialize = self.serialize
+        return lambda row: serialize(list(row.values()))
+
     def to_test(self, data: bytes | None) -> Any:
         """The record as ksqlDB's test cases write it (None for a null record)."""
         raise NotImplementedError
@@ -262,6 +268,20 @@ class _JsonSerde(Serde):
         except TypeError as exc:  # orjson's JSONEncodeError: an int beyond 64 bits, say
             raise SerdeError(f"Can't write JSON: {exc}") from None
 
+    def row_writer(self) -> Callable[[dict[str, Any]], bytes | None]:
+        if not (self._wrapped and self._plain):
+            return super().row_writer()
+        serialize = self.serialize
+
+        def write(row: dict[str, Any]) -> bytes | None:
+            # The object serialize() would write; it gives the error message if this fails.
+            try:
+                return orjson.dumps(row)
+            except TypeError:
+                return serialize(list(row.values()))
+
+        return write
+
     def deserialize(self, data: bytes | None) -> list[Any] | None:
         if data is None:
             return None
@@ -364,6 +384,10 @@ class WindowedSerde:
         key = self.inner.serialize(values)
         if key is None:
             raise SerdeError("A windowed key needs a non-null key")
+        return self.windowed(key, start, end)
+
+    def windowed(self, key: bytes, start: int, end: int) -> bytes:
+        """The inner key's bytes (``inner.serialize``'s, not null) with the window."""
         if self.kind == "time":
             return key + _LONG.pack(start)
         return key + _LONG.pack(end) + _LONG.pack(start)

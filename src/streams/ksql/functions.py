@@ -401,6 +401,7 @@ class JavaDateFormat:
         self._printers = [_printer(t) for t in self._tokens if not isinstance(t, bool)]
         self._template = _template(self._tokens)
         self._recent: dict[tuple[int, tzinfo], str] = {}
+        self._parsed: dict[tuple[str, tzinfo], int] = {}
         self._regex: re.Pattern[str] | None = None
         self._groups: list[_Field] = []
 
@@ -447,9 +448,17 @@ class JavaDateFormat:
 
     def parse(self, text: str, zone: tzinfo) -> int:
         """Epoch ms of ``text``."""
-        fields = self._match(text)
-        tz = _parsed_zone(fields) or zone
-        return to_epoch_ms(_resolve_datetime(fields, self.legacy).replace(tzinfo=tz))
+        # A source's event times repeat (many records a second): the last ones are kept.
+        key = (text, zone)
+        ms = self._parsed.get(key)
+        if ms is None:
+            if len(self._parsed) >= 1024:
+                self._parsed.clear()
+            fields = self._match(text)
+            tz = _parsed_zone(fields) or zone
+            ms = to_epoch_ms(_resolve_datetime(fields, self.legacy).replace(tzinfo=tz))
+            self._parsed[key] = ms
+        return ms
 
     def parse_time(self, text: str) -> int:
         """Ms of day of ``text``."""
@@ -1772,3 +1781,14 @@ def _convert_tz(ts: Timestamp, from_zone: str, to_zone: str) -> Timestamp:
     source = instant.astimezone(java_zone(from_zone)).utcoffset() or timedelta(0)
     target = instant.astimezone(java_zone(to_zone)).utcoffset() or timedelta(0)
     return ts + int((target - source).total_seconds() * 1000)
+
+
+#: Built-in functions whose result is not a function of their arguments.
+NONDETERMINISTIC = frozenset({"RANDOM", "UUID", "UNIX_TIMESTAMP", "UNIX_DATE"})
+#: The built-in functions (a UDF registered later is not known to be deterministic).
+BUILTIN = frozenset(REGISTRY._functions)
+
+
+def deterministic(name: str) -> bool:
+    """Whether the function ``name`` returns the same value for the same arguments."""
+    return name.upper() in BUILTIN and name.upper() not in NONDETERMINISTIC

@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import base64
 import decimal
+import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from quixstreams import message_context
 from quixstreams.dataframe import StreamingDataFrame
+from quixstreams.models import Topic
 from quixstreams.models.serializers import Deserializer, Serializer
 from quixstreams.models.serializers.base import SerializationContext
 
@@ -47,6 +49,7 @@ from streams.ksql.catalog import (
 )
 from streams.ksql.errors import KsqlError, Unsupported
 from streams.ksql.expressions import Scope, compile_expression, infer_name
+from streams.ksql.functions import deterministic
 from streams.ksql.rewrite import column_refs, function_calls, sql, transform
 from streams.operators.deadletter import RecordRejected, Rejected
 from streams.operators.join import (
@@ -82,6 +85,13 @@ class Encoded:
     key: bytes | None
     value: bytes | None
     timestamp: int
+
+
+@dataclass(slots=True)
+class Routed(Encoded):
+    """An output record of one of several queries built together: with its sink topic."""
+
+    topic: Topic
 
 
 class EncodedSerializer(Serializer):
@@ -124,7 +134,10 @@ def encode_json(value: Any) -> bytes:
 
 
 def decode_json(data: bytes | str) -> Any:
-    return _json_hook(orjson.loads(data))
+    value = orjson.loads(data)
+    # Only a tagged value ({"$decimal": ...}) needs the walk; its text holds '"$'.
+    tagged = b'"$' in data if isinstance(data, bytes) else '"$' in data
+    return _json_hook(value) if tagged else value
 
 
 class RowSerializer(Serializer):
@@ -264,6 +277,27 @@ def source_rows(builder: Builder, relation: Relation) -> StreamingDataFrame:
     rows = raw.apply(row_reader(relation.source, relation), metadata=True)
     ts_key = relation.row_key(ROWTIME)
     return rows.set_timestamp(lambda row, _key, _ts, _headers: row[ts_key])
+
+
+def source_events(
+    builder: Builder, relation: Relation, events: Callable[[Any], list[list[Any]]]
+) -> StreamingDataFrame:
+    """``events(row)`` of each row of ``relation``'s topic, expanded, each event timestamped
+    with its row's ROWTIME (appended to it): :func:`source_rows` and the next step in one
+    stage, as Quix's cost per stage and record is a good part of a cheap step's."""
+    raw = builder.frame(relation.source)
+    builder.dead_letter  # noqa: B018 -- installs the dead-letter handler before any record
+    read, ts_key = row_reader(relation.source, relation), relation.row_key(ROWTIME)
+
+    def read_events(value: Any, key: Any, timestamp: int, headers: Any) -> list[list[Any]]:
+        row = read(value, key, timestamp, headers)
+        out = events(row)
+        for event in out:
+            event.append(row[ts_key])
+        return out
+
+    expanded = raw.apply(read_events, metadata=True, expand=True)
+    return expanded.set_timestamp(lambda event, _key, _ts, _headers: event[-1])
 
 
 # --- projection --------------------------------------------------------------------------------
@@ -507,14 +541,22 @@ class QueryPlan:
     def build(self, builder: Builder) -> None:
         raise NotImplementedError
 
-    def describe(self) -> str:
+    def describe(self, fused: Sequence[QueryPlan] = ()) -> str:
+        """The topology; ``fused`` are the queries built in one pass with this one."""
         lines = [f"Query {self.id}: {type(self).__name__.removesuffix('Plan')}"]
         for source in self.inputs:
             lines.append(f"  source topic  {source.topic} ({source.kind} {source.name})")
-        for topic in self.repartitions:
+        repartitions, stores = self.repartitions, self.stores
+        if fused:
+            name = pass_name(fused)  # type: ignore[arg-type] # passes are of aggregations
+            repartitions, stores = [f"{name}-groupby"], [f"{name}-aggregate"]
+        for topic in repartitions:
             lines.append(f"  repartition   {topic}")
-        for store in self.stores:
+        for store in stores:
             lines.append(f"  state store   {store}")
+        if fused:
+            others = ", ".join(q.id for q in fused if q is not self)
+            lines.append(f"  one pass with {others} (one read, repartition and window engine)")
         sink = self.sink
         lines.append(
             f"  sink topic    {sink.topic} ({sink.kind} {sink.name}: {sink.schema_text()})"
@@ -618,18 +660,26 @@ class AggregatePlan(QueryPlan):
     values: list[Callable[[dict], Any]] = field(default_factory=list)
     window: ast.Window | None = None
     emit: str = "changes"
+    calls: list[str] = field(default_factory=list)  # the aggregate calls, as planned
+    per_window: list[bool] = field(default_factory=list)  # which values are (see _per_window)
+    columns: list[str | None] = field(default_factory=list)  # a value that is a result column
+    # Windowed aggregations with the same fusion key share one pass (see build_windowed):
+    # same stream, WHERE, GROUP BY and emit; None for any other aggregation.
+    fusion: str | None = None
 
-    def _events(self, builder: Builder) -> StreamingDataFrame:
-        """Rows as events ``[sign, group values, arguments, undone arguments]``, re-keyed by
-        group: +1 adds, -1 takes back, 0 replaces (takes back ``undone``, adds ``arguments``).
+    def _events(
+        self, builder: Builder, arguments: list[list[Callable[[dict], Any]]], name: str
+    ) -> StreamingDataFrame:
+        """Rows as events ``[sign, group values, arguments, undone arguments]`` (a stream's
+        with its ROWTIME after), re-keyed by group: +1 adds, -1 takes back, 0 replaces (takes
+        back ``undone``, adds ``arguments``).
 
         A stream's rows only add. A table's row replaces its key's previous row, whose
         contribution is taken back, as ksqlDB's table aggregations undo it (the previous row is
         kept in state by the table's key); within one group that is one update, one output.
         """
         assert self.relation is not None
-        rows = source_rows(builder, self.relation)
-        where, groups, arguments, query = self.where, self.groups, self.arguments, self.id
+        where, groups, query = self.where, self.groups, self.id
 
         def contribution(row: Any) -> list[Any] | None:
             if isinstance(row, Tombstone):
@@ -659,12 +709,13 @@ class AggregatePlan(QueryPlan):
             return out if new is None else [*out, [1, *new, None]]
 
         if self.relation.source.kind == "TABLE":
+            rows = source_rows(builder, self.relation)
             events = rows.apply(table_event, stateful=True, metadata=True, expand=True)
         else:
-            events = rows.apply(stream_event, expand=True)
+            events = source_events(builder, self.relation, stream_event)  # ROWTIME appended
         return events.group_by(
             lambda e: encode_json(e[1]),
-            name=f"{self.id}-groupby",
+            name=f"{name}-groupby",
             key_serializer="bytes",
             key_deserializer="bytes",
             value_serializer=RowSerializer(),
@@ -672,11 +723,11 @@ class AggregatePlan(QueryPlan):
         )
 
     def build(self, builder: Builder) -> None:
-        grouped = self._events(builder)
-        if self.window is None:
-            out = grouped.apply(self._table_step(), stateful=True, metadata=True, expand=True)
-        else:
-            out = self._windowed(grouped)
+        if self.window is not None:
+            build_windowed([self], builder)
+            return
+        grouped = self._events(builder, self.arguments, self.id)
+        out = grouped.apply(self._table_step(), stateful=True, metadata=True, expand=True)
         self._emit(out, builder)
 
     def _result_row(self, group: list[Any], results: list[Any]) -> dict[str, Any]:
@@ -689,7 +740,7 @@ class AggregatePlan(QueryPlan):
         key_serde, value_serde = self.sink.key_serde, self.sink.value_serde
 
         def step(event: list, _key: Any, timestamp: int, _headers: Any, state: Any) -> list:
-            sign, group, args, undone = event
+            sign, group, args, undone = event[:4]  # a stream's events end with ROWTIME
             # [accumulators, max record time, whether the row is in the output table]
             stored = state.get("agg")
             accs = [spec.init() for spec in specs] if stored is None else stored[0]
@@ -711,91 +762,247 @@ class AggregatePlan(QueryPlan):
 
         return step
 
-    def _windowed(self, grouped: StreamingDataFrame) -> StreamingDataFrame:
+    def _window_spec(self) -> WindowSpec:
         assert self.window is not None
         window = self.window
-        grace = window.grace_ms
         if window.kind == "TUMBLING":
-            spec = WindowSpec.tumbling(window.size_ms, grace)
-        elif window.kind == "HOPPING":
-            spec = WindowSpec.hopping(window.size_ms, window.advance_ms or window.size_ms, grace)
-        else:
-            spec = WindowSpec.session(window.size_ms, grace)
-        specs = self.specs
+            return WindowSpec.tumbling(window.size_ms, window.grace_ms)
+        if window.kind == "HOPPING":
+            advance = window.advance_ms or window.size_ms
+            return WindowSpec.hopping(window.size_ms, advance, window.grace_ms)
+        return WindowSpec.session(window.size_ms, window.grace_ms)
 
-        def init() -> list:
-            return [s.init() for s in specs]
+    def _window_finish(self, picks: list[int], topic: Topic) -> Callable[[Any, Any], Any]:
+        """This query's output record (or None) of one window result of a shared engine,
+        whose aggregate results this query's are at ``picks``; ``state`` is HAVING's.
 
-        def add(accs: list, event: list) -> list:
-            return [s.add(acc, a) for s, acc, a in zip(specs, accs, event[2], strict=True)]
+        It runs once per window and update (eight times per page view for seed-001's
+        windows), so what can be is done once per window: its key, and the values that are
+        functions of its group and bounds alone."""
+        serde, write = self.sink.windowed_key_serde, self.sink.value_serde.row_writer()
+        windowed, having, values = serde.windowed, self.having, self.values
+        close = self._window_spec().effective_grace(self.emit)
+        passed_key = f"{self.id}-passed"
+        # A result row's columns, in this order: the group, the aggregates, the bounds.
+        groups = len(self.groups)
+        names = [f"KSQL_GROUP_{i}" for i in range(groups)]
+        names += [f"KSQL_AGG_{j}" for j in range(len(picks))] + [WINDOWSTART, WINDOWEND]
+        last: list[Any] = [None, None, None]  # the last group's text, values and key bytes
+        # The output value, a dict by column name (in order): each value is a column of the
+        # result row as it is (read directly), or a function of the window's group and bounds
+        # alone (computed once per window, in a bounded memo: windows come and go), or
+        # computed per update from the row.
+        columns = [name for name, _type in self.sink.value_serde.columns]
+        positions = [None if c is None else names.index(c) for c in self.columns]
+        aggregates: list[tuple[str, int]] = []  # (column, index in the engine's results)
+        others: list[tuple[str, str]] = []  # (column, result row column): group, bounds
+        fixed: list[tuple[str, Callable[[dict], Any]]] = []
+        computed: list[tuple[str, Callable[[dict], Any]]] = []
+        for column, position, per_window, fn in zip(
+            columns, positions, self.per_window, values, strict=True
+        ):
+            if position is not None and groups <= position < groups + len(picks):
+                aggregates.append((column, picks[position - groups]))
+            elif position is not None:
+                others.append((column, names[position]))
+            else:
+                (fixed if per_window else computed).append((column, fn))
+        # Per window (bounded: windows come and go): its key bytes and its fixed values.
+        memo: dict[tuple[str, int, int], tuple[bytes, dict[str, Any]]] = {}
+        blank = dict.fromkeys(columns)
 
-        def merge(a: list, b: list) -> list:
-            return [s.merge(x, y) for s, x, y in zip(specs, a, b, strict=True)]
+        def use_group(text: str) -> None:
+            """``last`` is the group of ``text``: decoded, its key serialised."""
+            if text != last[0]:
+                group = decode_json(text)
+                key = serde.inner.serialize(group)
+                if key is None:
+                    raise formats.SerdeError("A windowed key needs a non-null key")
+                last[:] = text, group, key
 
-        def result(accs: list) -> dict[str, Any]:
-            return {"results": [s.result(a) for s, a in zip(specs, accs, strict=True)]}
+        def row_of(record: Any) -> dict[str, Any]:
+            use_group(record["group"])
+            results = record["results"]
+            values = [*last[1], *[results[i] for i in picks]]
+            values += [record["window_start"], record["window_end"]]
+            return dict(zip(names, values, strict=True))
 
-        # ksqlDB (>= 0.29) purges a window older than stream time - (size + grace) before
-        # EMIT FINAL emits it: compiled queries do as ksqlDB does (the hand-written apps emit
-        # every window that closes; see the window engine).
-        engine = WindowEngine(
-            [spec],
-            Aggregate(init, add, merge, result),
-            self.emit,
-            strict_retention=True,
-            group_column="group",
-        )
-        serde = self.sink.windowed_key_serde
-        value_serde = self.sink.value_serde
-        having, values = self.having, self.values
-        step = window_step(engine, late_log("group", logger), late_key=lambda _e: None)
-        # The engine indexes groups by text: the group's key, JSON of its values.
-        records = grouped.apply(
-            lambda event, key, ts, headers, state: step(event, key.decode(), ts, headers, state),
-            stateful=True,
-            metadata=True,
-            expand=True,
-        )
+        def window_of(record: Any) -> tuple[bytes, dict[str, Any]]:
+            window = (record["group"], record["window_start"], record["window_end"])
+            entry = memo.get(window)
+            if entry is None:
+                text, start, end = window
+                use_group(text)
+                key = windowed(last[2], start, end)
+                if record.get("deleted"):
+                    return key, blank  # a retracted session: its key alone, not kept
+                once = blank.copy()
+                if fixed:
+                    row = row_of(record)
+                    for column, fn in fixed:
+                        once[column] = fn(row)
+                if len(memo) >= 4096:
+                    memo.clear()
+                entry = memo[window] = key, once
+            return entry
 
-        def finish(record: Any) -> list[Encoded]:
-            if record.route != 0:
-                return []  # too late for its window: logged by the engine's late log
-            group = decode_json(record["group"])
-            start, end = record["window_start"], record["window_end"]
-            key = serde.serialize(group, start, end)
+        def finish(record: Any, state: Any) -> Routed | None:
+            key, once = window_of(record)
             if record.get("deleted"):
-                return [Encoded(key, None, record.timestamp)]
-            row = self._result_row(group, record["results"])
-            row[WINDOWSTART], row[WINDOWEND] = start, end
-            value = value_serde.serialize([fn(row) for fn in values])
-            return [Encoded(key, value, record.timestamp)]
+                return Routed(key, None, record.timestamp, topic)
+            out = once.copy()
+            if aggregates:
+                results = record["results"]
+                for column, j in aggregates:
+                    out[column] = results[j]
+            if others or computed:
+                row = row_of(record)
+                for column, name in others:
+                    out[column] = row[name]
+                for column, fn in computed:
+                    out[column] = fn(row)
+            return Routed(key, write(out), record.timestamp, topic)
 
         if having is None:
-            return records.apply(finish, expand=True)
-        close = spec.effective_grace(self.emit)
+            return finish
 
-        def filtered(record: Any, _key: Any, _ts: int, _headers: Any, state: Any) -> list:
+        def filtered(record: Any, state: Any) -> Routed | None:
             """HAVING as a table filter per window: a window that stops passing gets a
             tombstone, one that never passed gets nothing. The windows that passed are kept
             per group until they close (end <= the group's latest time - grace)."""
-            out = finish(record)
-            if not out or record.get("deleted"):
+            out = finish(record, state)
+            if out is None or record.get("deleted"):
                 return out
-            passed: dict[str, int] = state.get("passed") or {}
+            passed: dict[str, int] = state.get(passed_key) or {}
             bounds = f"{record['window_start']}|{record['window_end']}"
-            row = self._result_row(decode_json(record["group"]), record["results"])
-            row[WINDOWSTART], row[WINDOWEND] = record["window_start"], record["window_end"]
-            if having(row) is True:
+            if having(row_of(record)) is True:
                 passed[bounds] = record["window_end"]
             elif passed.pop(bounds, None) is not None:
-                out = [Encoded(out[0].key, None, out[0].timestamp)]
+                out.value = None
             else:
-                out = []
+                out = None
             horizon = record.timestamp - close
-            state.set("passed", {b: e for b, e in passed.items() if e > horizon})
+            state.set(passed_key, {b: e for b, e in passed.items() if e > horizon})
             return out
 
-        return records.apply(filtered, stateful=True, metadata=True, expand=True)
+        return filtered
+
+
+def _engine_aggregate(specs: list[Any]) -> Aggregate:
+    """The window engine's aggregate of the aggregate calls ``specs``, whose arguments are an
+    event's third item; its result is ``{"results": [each call's result]}``."""
+    if len(specs) == 1:
+        # The usual case, kept bare (no list of one accumulator): the engine adds and takes a
+        # result once per window and record, which made the lists half of its cost.
+        (spec,) = specs
+        add_one, result_one = spec.add, spec.result
+        return Aggregate(
+            spec.init,
+            lambda acc, event: add_one(acc, event[2][0]),
+            spec.merge,
+            lambda acc: {"results": [result_one(acc)]},
+        )
+    inits, adds = [s.init for s in specs], [s.add for s in specs]
+    merges, results = [s.merge for s in specs], [s.result for s in specs]
+
+    def init() -> list:
+        return [fn() for fn in inits]
+
+    def add(accs: list, event: list) -> list:
+        return [fn(acc, a) for fn, acc, a in zip(adds, accs, event[2], strict=True)]
+
+    def merge(a: list, b: list) -> list:
+        return [fn(x, y) for fn, x, y in zip(merges, a, b, strict=True)]
+
+    def result(accs: list) -> dict[str, Any]:
+        return {"results": [fn(a) for fn, a in zip(results, accs, strict=True)]}
+
+    return Aggregate(init, add, merge, result)
+
+
+def pass_name(plans: list[AggregatePlan]) -> str:
+    """What a pass's repartition topic and state are named after: its query's id, or for
+    several the first one's and a digest of all their ids, windows and aggregate calls, which
+    lay out its state. Another set of queries is another pass, with state of its own, never
+    state laid out for other queries."""
+    if len(plans) == 1:
+        return plans[0].id
+    layout = repr([(plan.id, plan.window, plan.calls) for plan in plans])
+    return f"{plans[0].id}-{hashlib.sha256(layout.encode()).hexdigest()[:8]}"
+
+
+def fusion_groups(queries: Iterable[QueryPlan]) -> list[list[QueryPlan]]:
+    """The queries in build order, those that can share one pass (the same
+    :attr:`AggregatePlan.fusion`) as one group, in the order they were declared."""
+    groups: list[list[QueryPlan]] = []
+    by_key: dict[str, list[QueryPlan]] = {}
+    for query in queries:
+        key = query.fusion if isinstance(query, AggregatePlan) else None
+        if key is None:
+            groups.append([query])
+        elif key in by_key:
+            by_key[key].append(query)
+        else:
+            by_key[key] = [query]
+            groups.append(by_key[key])
+    return groups
+
+
+def build_windowed(plans: list[AggregatePlan], builder: Builder) -> None:
+    """Windowed aggregations of one fusion group (one query or several) in one pass: one read
+    of the stream, one repartition by group, one window engine with a spec per query (results
+    of spec ``i`` are query ``i``'s), the union of their aggregate calls computed once; then
+    each query's HAVING, projection and sink topic. ksqlDB runs each query on its own, with
+    the same results: the queries differ only in their windows, projection and HAVING."""
+    lead = plans[0]
+    calls: list[str] = []
+    specs: list[Any] = []
+    arguments: list[list[Callable[[dict], Any]]] = []
+    picks: list[list[int]] = []
+    for plan in plans:
+        mine = []
+        for call, spec, args in zip(plan.calls, plan.specs, plan.arguments, strict=True):
+            if call not in calls:
+                calls.append(call)
+                specs.append(spec)
+                arguments.append(args)
+            mine.append(calls.index(call))
+        picks.append(mine)
+
+    # ksqlDB (>= 0.29) purges a window older than stream time - (size + grace) before EMIT
+    # FINAL emits it: compiled queries do as ksqlDB does (the hand-written apps emit every
+    # window that closes; see the window engine).
+    engine = WindowEngine(
+        [plan._window_spec() for plan in plans],
+        _engine_aggregate(specs),
+        lead.emit,
+        strict_retention=True,
+        group_column="group",
+    )
+    step = window_step(engine, late_log("group", logger), late_key=lambda _e: None)
+    finishers = [
+        plan._window_finish(mine, builder.topic(plan.sink.topic))
+        for plan, mine in zip(plans, picks, strict=True)
+    ]
+    queries = len(plans)  # routes from here on are records too late: logged by the engine
+
+    def aggregate(event: list, key: bytes, ts: int, headers: Any, state: Any) -> list[Routed]:
+        # The engine indexes groups by text: the group's key, JSON of its values. Each result
+        # is finished in this step, not the next: Quix's cost per stage and output record
+        # is most of a window result's.
+        out: list[Routed] = []
+        for record in step(event, key.decode(), ts, headers, state):
+            if record.route < queries:
+                finished = finishers[record.route](record, state)
+                if finished is not None:
+                    out.append(finished)
+        return out
+
+    grouped = lead._events(builder, arguments, pass_name(plans))
+    out = grouped.apply(aggregate, stateful=True, metadata=True, expand=True)
+    out = out.set_timestamp(lambda enc, _key, _ts, _headers: enc.timestamp)
+    out = out.set_headers(lambda _value, _key, _ts, _headers: [])
+    out.to_topic(lambda enc, _key, _ts, _headers: enc.topic, key=lambda enc: enc.key)
 
 
 @dataclass
@@ -1203,13 +1410,29 @@ def _plan_aggregate(
     plan.arguments = arguments
     plan.specs = specs
     plan.values = [compile_expression(o.expr, agg_scope).fn for o in values]
+    plan.per_window = [_per_window(o.expr) for o in values] if select.window else []
+    plan.columns = [
+        o.expr.name if isinstance(o.expr, ast.ColumnRef) and o.expr.source is None else None
+        for o in values
+    ]
     if having is not None:
         plan.having = _check_where(having, agg_scope, "HAVING")
     plan.window = select.window
     plan.emit = "final" if select.emit == "FINAL" else "changes"
+    plan.calls = [repr(call) for call in calls]
+    if select.window is not None:
+        plan.fusion = repr((source.name, relation.label, select.where, groups, plan.emit))
     plan.repartitions = [f"{query_id}-groupby"]
     plan.stores = [f"{query_id}-aggregate"]
     return plan
+
+
+def _per_window(expr: ast.Expr) -> bool:
+    """Whether an output column of a windowed aggregation is a function of its group and
+    window alone (no aggregate, nothing nondeterministic): the same for every update."""
+    if any(ref.name.startswith("KSQL_AGG_") for ref in column_refs(expr)):
+        return False
+    return all(deterministic(call.name) for call in function_calls(expr))
 
 
 def _unqualified(expr: ast.Expr) -> ast.Expr:
