@@ -10,7 +10,7 @@ import struct
 import fastavro
 import orjson
 
-from bench import bytewax_peer, latency, preload, profile, run
+from bench import bytewax_peer, ksql_windows, latency, preload, profile, run
 from bench.kafka_io import group_done
 from bench.measure import steady_rate
 from contracts.users_schema import SCHEMA
@@ -132,3 +132,11 @@ def test_streams_users_is_measured_on_the_avro_user_rows() -> None:
     by_name = {c.name: c for c in run.contenders([2])}
     assert by_name["streams.users (Avro rows)"].input(inputs) == ("users-avro", 200)
     assert by_name["streams.windows x2"].input(inputs) == ("views", 1_000)
+
+
+def test_ksql_windows_compares_two_runs_that_wrote_the_same_records(capsys) -> None:
+    assert ksql_windows.main(["--events", "300", "--runs", "1"]) == 0
+    out = capsys.readouterr().out
+    # 300 views, 10 ms apart: one tumbling and 5 hopping windows each, one session per source.
+    assert "records written to topic6, topic7, topic8 by each: [300, 1500," in out
+    assert "streams.ksql seed-001" in out
