@@ -21,22 +21,27 @@ from streams.operators.repartition import RepartitionPurger
 GUARANTEES = ("exactly-once", "at-least-once")
 
 
-def add_app_arguments(parser: argparse.ArgumentParser, processor: str) -> None:
+def add_app_arguments(
+    parser: argparse.ArgumentParser,
+    processor: str,
+    group_help: str = "Kafka consumer group; instances sharing it split the partitions",
+    state_help: str = "RocksDB state directory",
+) -> None:
     """``--consumer-group``, ``--state-dir``, ``--commit-interval``, ``--processing-guarantee``.
 
     ``processor`` names the consumer group's environment variable and default:
-    ``windows`` -> ``WINDOWS_CONSUMER_GROUP``, ``pageview-streams-windows``.
+    ``windows`` -> ``WINDOWS_CONSUMER_GROUP``, ``pageview-streams-windows``; ``group_help`` and
+    ``state_help`` say what the two are to a processor that runs several apps.
     """
     parser.add_argument(
         "--consumer-group",
         default=env(f"{processor.upper()}_CONSUMER_GROUP", f"pageview-streams-{processor}"),
-        help="Kafka consumer group; instances sharing it split the partitions "
-        f"(env {processor.upper()}_CONSUMER_GROUP)",
+        help=f"{group_help} (env {processor.upper()}_CONSUMER_GROUP)",
     )
     parser.add_argument(
         "--state-dir",
         default=env("STREAMS_STATE_DIR", "state"),
-        help="RocksDB state directory; rebuilt from changelog topics if lost "
+        help=f"{state_help}; rebuilt from changelog topics if lost "
         "(env STREAMS_STATE_DIR; default ./state)",
     )
     parser.add_argument(

@@ -1,5 +1,6 @@
 """``python -m streams.ksql``: ksqlDB statements on Quix Streams.
 
+python -m streams.ksql run FILE.sql [FILE.sql ...]   # every persistent query, until stopped
 python -m streams.ksql explain FILE.sql          # the Quix topology of each query
 python -m streams.ksql test -s S.sql -i IN.json -o OUT.json   # ksql-test-runner's format
 python -m streams.ksql conformance [--file NAME] [-v]         # ksqlDB's own test cases
@@ -15,7 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from clients.logs import setup_logging
-from streams.ksql import conformance
+from streams.ksql import conformance, runner
 from streams.ksql.compiler import compile_sql
 from streams.ksql.errors import KsqlError
 
@@ -74,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         description="ksqlDB statements compiled onto Quix Streams pipelines.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser(
+        "run", help="run the statements' persistent queries on Kafka until stopped"
+    )
+    runner.add_arguments(p)
+    p.set_defaults(func=lambda args: runner.main(args, run_argv))
     p = commands.add_parser("explain", help="print each persistent query's Quix topology")
     p.add_argument("file", help="a .sql file of ksqlDB statements")
     p.set_defaults(func=explain)
@@ -93,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="also write every case's result to this file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_conformance)
+    argv = sys.argv[1:] if argv is None else argv
+    # What `run` was given, for the process it starts per query (each adds its --pass).
+    run_argv = argv[argv.index("run") + 1 :] if "run" in argv else []
     args = parser.parse_args(argv)
     setup_logging()
     return args.func(args)

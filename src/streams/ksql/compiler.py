@@ -25,6 +25,7 @@ from streams.ksql.catalog import Catalog, Column, Source, WindowInfo
 from streams.ksql.errors import KsqlError, Unsupported
 from streams.ksql.parser import parse
 from streams.ksql.plans import (
+    PROCESSOR,
     EncodedSerializer,
     QueryPlan,
     build_windowed,
@@ -34,8 +35,6 @@ from streams.ksql.plans import (
 from streams.operators.deadletter import dead_letter_topic
 
 logger = logging.getLogger("streams.ksql")
-
-PROCESSOR = "streams.ksql"
 
 #: Properties a source may declare (WITH), and what ksqlDB defaults.
 SOURCE_PROPERTIES = {
@@ -69,31 +68,38 @@ class Program:
     queries: dict[str, QueryPlan] = field(default_factory=dict)
     properties: dict[str, str] = field(default_factory=dict)
 
-    def setup(self, app: Application) -> None:
-        """Build every persistent query on ``app``; topics read by several queries share one
-        dataframe, as Quix allows one per topic."""
-        builder = Builder(app)
-        for group in fusion_groups(self.queries.values()):
+    def passes(self) -> list[list[QueryPlan]]:
+        """The persistent queries as they are built: one pass each, or several windowed
+        aggregations in one (see :func:`streams.ksql.plans.fusion_groups`)."""
+        return fusion_groups(self.queries.values())
+
+    def setup(
+        self,
+        app: Application,
+        passes: list[list[QueryPlan]] | None = None,
+        processor: str = PROCESSOR,
+    ) -> None:
+        """Build every persistent query (or those of ``passes``) on ``app``; topics read by
+        several queries share one dataframe, as Quix allows one per topic. Dead letters name
+        ``processor``."""
+        builder = Builder(app, processor)
+        for group in self.passes() if passes is None else passes:
             if len(group) > 1:
                 build_windowed(group, builder)  # type: ignore[arg-type] # aggregations only
             else:
                 group[0].build(builder)
 
     def explain(self) -> str:
-        fused = {
-            query.id: group
-            for group in fusion_groups(self.queries.values())
-            if len(group) > 1
-            for query in group
-        }
+        fused = {query.id: group for group in self.passes() if len(group) > 1 for query in group}
         return "\n\n".join(q.describe(fused.get(q.id, [])) for q in self.queries.values())
 
 
 class Builder:
     """The app's topics and source dataframes, shared by the queries built on it."""
 
-    def __init__(self, app: Application) -> None:
+    def __init__(self, app: Application, processor: str = PROCESSOR) -> None:
         self.app = app
+        self.processor = processor
         self._topics: dict[str, Topic] = {}
         self._frames: dict[str, StreamingDataFrame] = {}
         self._dead_letter: Topic | None = None
@@ -120,7 +126,7 @@ class Builder:
     @property
     def dead_letter(self) -> Topic:
         if self._dead_letter is None:
-            self._dead_letter = dead_letter_topic(self.app, PROCESSOR)
+            self._dead_letter = dead_letter_topic(self.app, self.processor)
         return self._dead_letter
 
 

@@ -201,7 +201,9 @@ def _normalise(expr: ast.Expr, scope: Scope, names: dict[str, tuple[str, str]]) 
 # --- reading a source --------------------------------------------------------------------------
 
 
-def row_reader(source: Source, relation: Relation) -> Callable[..., Any]:
+def row_reader(
+    source: Source, relation: Relation, processor: str = PROCESSOR
+) -> Callable[..., Any]:
     """``(value, key, timestamp, headers) -> row``, a :class:`Tombstone` for a table's
     tombstone, or raise the record's dead letter. Streams' null values are no rows."""
     key_serde, value_serde = source.key_serde, source.value_serde
@@ -224,11 +226,11 @@ def row_reader(source: Source, relation: Relation) -> Callable[..., Any]:
             else:
                 keys = key_serde.deserialize(key) if key_names else []
             if table and key_names and (keys is None or any(k is None for k in keys)):
-                raise RecordRejected(Rejected("a table row needs a key", "NullKey"), PROCESSOR)
+                raise RecordRejected(Rejected("a table row needs a key", "NullKey"), processor)
             keys = keys or [None] * len(key_names)
             values = value_serde.deserialize(value)
         except formats.SerdeError as exc:
-            raise RecordRejected(Rejected(str(exc), "BadRecord"), PROCESSOR) from exc
+            raise RecordRejected(Rejected(str(exc), "BadRecord"), processor) from exc
         row: dict[str, Any] = Tombstone() if values is None else {}
         row.update(zip(key_names, keys, strict=True))
         row.update(zip(value_names, values or nulls, strict=True))
@@ -243,7 +245,7 @@ def row_reader(source: Source, relation: Relation) -> Callable[..., Any]:
             if event_time is None or event_time < 0:
                 # Kafka Streams skips a record whose extracted timestamp is invalid.
                 reason = f"timestamp column {ts_key} is null, negative or unreadable"
-                raise RecordRejected(Rejected(reason, "BadTimestamp"), PROCESSOR)
+                raise RecordRejected(Rejected(reason, "BadTimestamp"), processor)
             row[system[0]] = event_time
         return row
 
@@ -274,7 +276,7 @@ def source_rows(builder: Builder, relation: Relation) -> StreamingDataFrame:
     """The rows of ``relation``'s topic, with ROWTIME as the record timestamp."""
     raw = builder.frame(relation.source)
     builder.dead_letter  # noqa: B018 -- installs the dead-letter handler before any record
-    rows = raw.apply(row_reader(relation.source, relation), metadata=True)
+    rows = raw.apply(row_reader(relation.source, relation, builder.processor), metadata=True)
     ts_key = relation.row_key(ROWTIME)
     return rows.set_timestamp(lambda row, _key, _ts, _headers: row[ts_key])
 
@@ -287,7 +289,8 @@ def source_events(
     stage, as Quix's cost per stage and record is a good part of a cheap step's."""
     raw = builder.frame(relation.source)
     builder.dead_letter  # noqa: B018 -- installs the dead-letter handler before any record
-    read, ts_key = row_reader(relation.source, relation), relation.row_key(ROWTIME)
+    read = row_reader(relation.source, relation, builder.processor)
+    ts_key = relation.row_key(ROWTIME)
 
     def read_events(value: Any, key: Any, timestamp: int, headers: Any) -> list[list[Any]]:
         row = read(value, key, timestamp, headers)

@@ -1,0 +1,213 @@
+"""``python -m streams.ksql run`` on the native stack: it creates the topics the statements
+declare, runs each persistent query exactly-once in a consumer group of its own, dead-letters a
+bad record and goes on, resumes after a stop without reprocessing or losing anything, and a
+second instance shares the partitions. Every output is checked against a brute-force count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+
+from tests.integration.apps import create_topic, read_all
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_700_000_100_000  # a multiple of 5 minutes
+WINDOW = 300_000
+SOURCES = ("Homepage", "Inbox", "External")
+STATEMENTS = """
+CREATE STREAM pv (session_id STRING, user_id INT, source STRING, event_timestamp STRING)
+  WITH (KAFKA_TOPIC='{pv}', VALUE_FORMAT='JSON', PARTITIONS=3,
+        TIMESTAMP='event_timestamp', TIMESTAMP_FORMAT='yyyy-MM-dd HH:mm:ss');
+
+CREATE TABLE per_source WITH (KAFKA_TOPIC='{counts}') AS
+  SELECT source, COUNT(*) AS views FROM pv
+  WINDOW TUMBLING (SIZE 5 MINUTES) GROUP BY source EMIT CHANGES;
+
+CREATE STREAM inbox WITH (KAFKA_TOPIC='{inbox}', PARTITIONS=2) AS
+  SELECT session_id, user_id FROM pv WHERE source = 'Inbox' EMIT CHANGES;
+"""
+
+
+def views(count: int, seed: int, start: int) -> list[dict]:
+    """Page views in event-time order (whole seconds: the text format), from ``start``."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        ts = start + i * 2_000
+        out.append(
+            {
+                "session_id": f"s{seed}-{i}",
+                "user_id": rng.randrange(20),
+                "source": rng.choice(SOURCES),
+                "event_timestamp": datetime.fromtimestamp(ts / 1000, UTC).strftime(
+                    "%Y-%m-%d %H:%M:%S"
+                ),
+                "ts": ts,
+            }
+        )
+    return out
+
+
+def produce(kafka: str, topic: str, rows: list[dict], bad: bytes | None = None) -> None:
+    producer = Producer({"bootstrap.servers": kafka, "partitioner": "murmur2_random"})
+    for row in rows:
+        value = {k: v for k, v in row.items() if k != "ts"}
+        producer.produce(topic, json.dumps(value).encode(), row["session_id"].encode())
+    if bad is not None:
+        producer.produce(topic, bad, b"bad")
+    assert producer.flush(30) == 0
+
+
+class KsqlRun:
+    """``python -m streams.ksql run FILE`` as a subprocess."""
+
+    def __init__(self, kafka: str, file: Path, group: str, state: Path, env: dict) -> None:
+        self.args = [sys.executable, "-m", "streams.ksql", "run", str(file)]
+        self.args += ["--consumer-group", group, "--state-dir", str(state)]
+        self.env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka, **env}
+        self.log = state.with_suffix(".log")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> KsqlRun:
+        self.process = subprocess.Popen(
+            self.args, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(90)
+        assert self.process is None or self.process.returncode == 0, self.log.read_text()
+
+
+def wait_for_topics(admin: AdminClient, topics: list[str], timeout: float = 60) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = admin.list_topics(timeout=10).topics
+        if all(t in listed for t in topics):
+            return {t: len(listed[t].partitions) for t in topics}
+        assert time.monotonic() < deadline, f"run created none of {topics} in {timeout} s"
+        time.sleep(0.5)
+
+
+def window_counts(records) -> tuple[int, dict[tuple[str, int], int]]:
+    """(how many updates, the latest count per (source, window start))."""
+    latest = {}
+    for record in records:
+        key = record.key()
+        source, start = key[:-8].decode(), struct.unpack(">q", key[-8:])[0]
+        latest[source, start] = json.loads(record.value())["VIEWS"]
+    return len(records), latest
+
+
+def expected_counts(rows: list[dict]) -> dict[tuple[str, int], int]:
+    return dict(Counter((r["source"], r["ts"] - r["ts"] % WINDOW) for r in rows))
+
+
+def inbox_of(rows: list[dict]) -> Counter:
+    return Counter((r["session_id"], r["user_id"]) for r in rows if r["source"] == "Inbox")
+
+
+def test_run_creates_topics_runs_each_query_and_resumes_exactly(kafka: str, tmp_path: Path):
+    admin = AdminClient({"bootstrap.servers": kafka})
+    suffix = uuid.uuid4().hex[:8]
+    names = {
+        "pv": f"test-ksql-pv-{suffix}",
+        "counts": f"test-ksql-counts-{suffix}",
+        "inbox": f"test-ksql-inbox-{suffix}",
+    }
+    dead = create_topic(kafka, "ksql-dead", partitions=1)
+    file = tmp_path / "pipeline.sql"
+    file.write_text(STATEMENTS.format(**names))
+    group = f"test-ksql-{suffix}"
+    env = {"TOPIC_DEAD_LETTER": dead, "STREAMS_COMMIT_INTERVAL_S": "1"}
+    first = KsqlRun(kafka, file, group, tmp_path / "a", env)
+    second = KsqlRun(kafka, file, group, tmp_path / "b", env)
+    try:
+        first.start()
+        # The source declares PARTITIONS: created; the sinks: the source's count, or their own.
+        partitions = wait_for_topics(admin, list(names.values()))
+        assert partitions == {names["pv"]: 3, names["counts"]: 3, names["inbox"]: 2}
+
+        batch1 = views(300, seed=1, start=T0)
+        produce(kafka, names["pv"], batch1, bad=b"{not json")
+        updates, latest = window_counts(read_all(kafka, names["counts"], len(batch1)))
+        assert updates == len(batch1)  # EMIT CHANGES: one update per view, none twice
+        assert latest == expected_counts(batch1)
+        inbox = read_all(kafka, names["inbox"], sum(inbox_of(batch1).values()))
+        got = Counter(
+            (json.loads(m.value())["SESSION_ID"], json.loads(m.value())["USER_ID"]) for m in inbox
+        )
+        assert got == inbox_of(batch1)
+        # Each query reads the source itself, and dead-letters the bad record, naming itself.
+        dead_letters = read_all(kafka, dead, 2)
+        assert sorted(dict(m.headers())["processor"] for m in dead_letters) == [
+            b"streams.ksql CSAS_INBOX_1",
+            b"streams.ksql CTAS_PER_SOURCE_0",
+        ]
+        assert [m.key() for m in dead_letters] == [b"bad", b"bad"]
+
+        # Stopped, then two instances: nothing is read twice, nothing is lost, state resumes.
+        first.stop()
+        first.start()
+        second.start()
+        batch2 = views(200, seed=2, start=T0 + 300 * 2_000)
+        produce(kafka, names["pv"], batch2)
+        both = batch1 + batch2
+        updates, latest = window_counts(read_all(kafka, names["counts"], len(both)))
+        assert updates == len(both)
+        assert latest == expected_counts(both)
+        inbox = read_all(kafka, names["inbox"], sum(inbox_of(both).values()))
+        assert len(inbox) == sum(inbox_of(both).values())
+        # One consumer group per query, each with both instances as members.
+        groups = [f"{group}-CTAS_PER_SOURCE_0", f"{group}-CSAS_INBOX_1"]
+        described = admin.describe_consumer_groups(groups)
+        for name, future in described.items():
+            members = future.result(timeout=30).members
+            assert len(members) == 2, name
+    finally:
+        first.stop()
+        second.stop()
+        internal = [t for t in admin.list_topics(timeout=10).topics if group in t]
+        for future in admin.delete_topics([*internal, *names.values(), dead]).values():
+            future.exception(timeout=30)
+
+
+def test_a_source_over_a_missing_topic_stops_run_before_it_creates_anything(
+    kafka: str, tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    missing, sink = f"test-ksql-missing-{suffix}", f"test-ksql-sink-{suffix}"
+    file = tmp_path / "missing.sql"
+    file.write_text(
+        f"CREATE STREAM s (a INT) WITH (KAFKA_TOPIC='{missing}', VALUE_FORMAT='JSON');\n"
+        f"CREATE STREAM t WITH (KAFKA_TOPIC='{sink}') AS SELECT a FROM s;\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.ksql", "run", str(file)],
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert f"Kafka topic does not exist: {missing}" in done.stderr
+    topics = AdminClient({"bootstrap.servers": kafka}).list_topics(timeout=10).topics
+    assert missing not in topics and sink not in topics
