@@ -36,6 +36,9 @@ from streams.operators.deadletter import dead_letter_topic
 
 logger = logging.getLogger("streams.ksql")
 
+#: ksqlDB's server property: the prefix of a sink topic's name when the statement gives none.
+OUTPUT_TOPIC_PREFIX = "ksql.output.topic.name.prefix"
+
 #: Properties a source may declare (WITH), and what ksqlDB defaults.
 SOURCE_PROPERTIES = {
     "KAFKA_TOPIC",
@@ -330,13 +333,12 @@ def _create_as(program: Program, statement: ast.CreateAs) -> None:
             f"{existing.kind.lower()} with the same name already exists"
         )
     query_id = f"{kind}_{statement.name}_{len(program.queries)}"
+    properties = dict(statement.properties)
+    prefix = program.properties.get(OUTPUT_TOPIC_PREFIX)
+    if prefix and "KAFKA_TOPIC" not in properties:
+        properties["KAFKA_TOPIC"] = f"{prefix}{statement.name}"
     plan = plan_query(
-        statement.query,
-        program.catalog,
-        statement.kind,
-        statement.name,
-        query_id,
-        statement.properties,
+        statement.query, program.catalog, statement.kind, statement.name, query_id, properties
     )
     program.catalog.add(plan.sink, replace=True)
     program.queries[query_id] = plan

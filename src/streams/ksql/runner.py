@@ -42,8 +42,9 @@ logger = logging.getLogger("streams.ksql.run")
 RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
 
 
-def load(files: list[Path]) -> Program:
-    """The statements of ``files``, in order, compiled; KsqlError names the file and line."""
+def load(files: list[Path], properties: dict[str, str] | None = None) -> Program:
+    """The statements of ``files``, in order, compiled with the server ``properties`` (as
+    ``SET`` would give them); KsqlError names the file and line."""
     statements = []
     for file in files:
         try:
@@ -53,7 +54,7 @@ def load(files: list[Path]) -> Program:
         statements.append((file, parsed))
     flat = [statement for _file, parsed in statements for statement in parsed]
     try:
-        return compile_statements(flat)
+        return compile_statements(flat, properties)
     except KsqlError as exc:
         where = next(
             (
@@ -138,6 +139,16 @@ def run_pass(program: Program, name: str, args: argparse.Namespace) -> None:
     streams_app.run(app, pass_args)
 
 
+def properties(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise KsqlError(f"--property takes NAME=VALUE, got {pair!r}")
+        out[name.strip()] = value
+    return out
+
+
 class Supervisor:
     """A process per pass (``run --pass NAME``), each restarted with a backoff if it fails."""
 
@@ -190,6 +201,13 @@ class Supervisor:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", type=Path, help=".sql files, run in order")
     parser.add_argument(
+        "--property",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a ksqlDB property, as SET gives it (ksql.output.topic.name.prefix=dev-, say)",
+    )
+    parser.add_argument(
         "--pass",
         dest="run_pass",
         metavar="NAME",
@@ -207,7 +225,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace, argv: list[str]) -> int:
     try:
-        program = load(args.files)
+        program = load(args.files, properties(args.property))
         if args.run_pass is None:
             admin = AdminClient({"bootstrap.servers": KafkaSettings.from_env().bootstrap_servers})
             ensure_topics(program, admin)
