@@ -1,6 +1,9 @@
 """``python -m streams.ksql``: ksqlDB statements on Quix Streams.
 
 python -m streams.ksql run FILE.sql [FILE.sql ...]   # every persistent query, until stopped
+python -m streams.ksql query "SELECT ... EMIT CHANGES [LIMIT n];" [--from-beginning]
+                             [--statements FILE.sql]  # a push query's rows, as they come
+python -m streams.ksql print TOPIC [--from-beginning] [--limit N]   # a topic's records
 python -m streams.ksql explain FILE.sql          # the Quix topology of each query
 python -m streams.ksql test -s S.sql -i IN.json -o OUT.json   # ksql-test-runner's format
 python -m streams.ksql conformance [--file NAME] [-v]         # ksqlDB's own test cases
@@ -16,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from clients.logs import setup_logging
-from streams.ksql import conformance, runner
+from streams.ksql import adhoc, conformance, runner
 from streams.ksql.compiler import compile_sql
 from streams.ksql.errors import KsqlError
 
@@ -80,6 +83,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     runner.add_arguments(p)
     p.set_defaults(func=lambda args: runner.main(args, run_argv))
+    p = commands.add_parser(
+        "query",
+        help="run a push query (SELECT ... EMIT CHANGES) and print its rows as they come, until "
+        "its LIMIT or Ctrl-C; it leaves no consumer group, topic or state behind",
+    )
+    adhoc.add_query_arguments(p)
+    p.set_defaults(func=adhoc.query_main)
+    p = commands.add_parser(
+        "print", help="print a topic's records (ksqlDB's PRINT) until --limit or Ctrl-C"
+    )
+    adhoc.add_print_arguments(p)
+    p.set_defaults(func=adhoc.print_main)
     p = commands.add_parser("explain", help="print each persistent query's Quix topology")
     p.add_argument("file", help="a .sql file of ksqlDB statements")
     p.set_defaults(func=explain)

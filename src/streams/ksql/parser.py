@@ -920,7 +920,7 @@ _UNTERMINATED = {"'": "string", '"': "quoted name", "`": "quoted name", "/": "co
 
 
 @dataclass(frozen=True)
-class _Span:
+class Span:
     start: int  # the statement's first token
     end: int  # just after its last token (before the ';')
     stop: int  # just after its ';', or ``end`` when there is none
@@ -931,8 +931,10 @@ def _line_column(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
-def _split(text: str) -> list[_Span]:
-    spans: list[_Span] = []
+def split_statements(text: str) -> list[Span]:
+    """Where each statement of ``text`` is (comments and strings skipped); raises
+    KsqlSyntaxError for an unterminated string, identifier or comment."""
+    spans: list[Span] = []
     start: int | None = None
     end = 0
     pos = 0
@@ -950,7 +952,7 @@ def _split(text: str) -> list[_Span]:
         group = match.lastgroup
         if group == "semicolon":
             if start is not None:
-                spans.append(_Span(start, end, match.end()))
+                spans.append(Span(start, end, match.end()))
             start = None
         elif group in ("quoted", "text"):
             if start is None:
@@ -958,14 +960,14 @@ def _split(text: str) -> list[_Span]:
             end = match.end()
         pos = match.end()
     if start is not None:
-        spans.append(_Span(start, end, end))
+        spans.append(Span(start, end, end))
     return spans
 
 
 # --- entry points ------------------------------------------------------------------------------
 
 
-def _parse_span(text: str, span: _Span, start: str) -> Any:
+def _parse_span(text: str, span: Span, start: str) -> Any:
     line, column = _line_column(text, span.start)
     statement = text[span.start : span.stop]
     # Padding the statement to its place in the text makes Lark's own line and column numbers
@@ -991,12 +993,12 @@ def parse(text: str) -> list[ast.AnyStatement]:
     Each carries ``position``: its line and column in ``text`` (1-based) and its text (with
     its ``;``). Raises :class:`KsqlSyntaxError` at the first statement that is not ksqlDB SQL.
     """
-    return [_parse_span(text, span, "statement") for span in _split(text)]
+    return [_parse_span(text, span, "statement") for span in split_statements(text)]
 
 
 def parse_expression(text: str) -> ast.Expr:
     """One expression (``A + 1``, ``CAST(X AS BIGINT)``), as it would be parsed in a query."""
-    spans = _split(text)
+    spans = split_statements(text)
     if len(spans) != 1:
         line, column = _line_column(text, spans[1].start if len(spans) > 1 else len(text))
         raise KsqlSyntaxError("Syntax error: expected one expression", line, column, text)
