@@ -110,6 +110,19 @@ def kill_pass(run: KsqlRun, name: str) -> None:
     os.kill(int(pid), signal.SIGKILL)
 
 
+def ksql(kafka: str, env: dict, *args: str) -> str:
+    """``python -m streams.ksql ARGS``'s output (it must succeed)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.ksql", *args],
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
 def wait_for_topics(admin: AdminClient, topics: list[str], timeout: float = 60) -> dict[str, int]:
     deadline = time.monotonic() + timeout
     while True:
@@ -155,6 +168,7 @@ def test_run_creates_topics_runs_each_query_and_resumes_exactly(kafka: str, tmp_
         "STREAMS_COMMIT_INTERVAL_S": "1",
         # A killed member's partitions move on after its session times out: 10 s, not 45.
         "STREAMS_CONSUMER_CONFIG": "session.timeout.ms=10000",
+        "KSQL_CATALOG_TOPIC": f"_test-ksql-catalog-{suffix}",
     }
     first = KsqlRun(kafka, file, group, tmp_path / "a", env)
     second = KsqlRun(kafka, file, group, tmp_path / "b", env)
@@ -175,6 +189,17 @@ def test_run_creates_topics_runs_each_query_and_resumes_exactly(kafka: str, tmp_
         )
         assert got == inbox_of(batch1)
         # Each query reads the source itself, and dead-letters the bad record, naming itself.
+        # What runs, seen from another process: SHOW and DESCRIBE read the catalog topic.
+        streams = ksql(kafka, env, "show", "streams")
+        assert "PV" in streams and names["pv"] in streams and "INBOX" in streams
+        assert "PER_SOURCE" in ksql(kafka, env, "show", "tables")
+        queries = ksql(kafka, env, "show", "queries")
+        for query in ("CTAS_PER_SOURCE_0", "CSAS_INBOX_1"):
+            assert any(query in line and "RUNNING:1" in line for line in queries.splitlines())
+        assert names["counts"] in ksql(kafka, env, "show", "topics")
+        fields = ksql(kafka, env, "describe", "per_source")
+        assert "SOURCE" in fields and "STRING PRIMARY KEY" in fields
+
         dead_letters = read_all(kafka, dead, 2)
         assert sorted(dict(m.headers())["processor"] for m in dead_letters) == [
             b"streams.ksql CSAS_INBOX_1",
@@ -200,6 +225,7 @@ def test_run_creates_topics_runs_each_query_and_resumes_exactly(kafka: str, tmp_
         for name, future in described.items():
             members = future.result(timeout=30).members
             assert len(members) == 2, name
+        assert ksql(kafka, env, "show", "queries").count("RUNNING:2") == 2
 
         # A query's process killed mid-stream: its supervisor starts it again, and its
         # transactions make that invisible: every view still counted exactly once.
@@ -216,7 +242,8 @@ def test_run_creates_topics_runs_each_query_and_resumes_exactly(kafka: str, tmp_
         first.stop()
         second.stop()
         internal = [t for t in admin.list_topics(timeout=10).topics if group in t]
-        for future in admin.delete_topics([*internal, *names.values(), dead]).values():
+        catalog = env["KSQL_CATALOG_TOPIC"]
+        for future in admin.delete_topics([*internal, *names.values(), dead, catalog]).values():
             future.exception(timeout=30)
 
 

@@ -56,6 +56,7 @@ SAFE_DEFAULTS = {
     "USERS_*": "users generator and source settings: table Users, 200 users, 1 s polls",
     "EVENTS_*": "the events generator's real-time rate (50 page views/s)",
     "CLICKSTREAM_RATE": "the clickstream generator's pace (0: as fast as possible)",
+    "KSQL_CATALOG_TOPIC": "streams.ksql's catalog topic: one name for every run and SHOW",
     "*_CONSUMER_GROUP": "one fixed group per processor, shared by its replicas (--scale)",
     "STREAMS_*": "processor tuning (commit interval; state dir: ./state under the WORKDIR)",
     "LOG_LEVEL": "INFO",

@@ -4,6 +4,8 @@ python -m streams.ksql run FILE.sql [FILE.sql ...]   # every persistent query, u
 python -m streams.ksql query "SELECT ... EMIT CHANGES [LIMIT n];" [--from-beginning]
                              [--statements FILE.sql]  # a push query's rows, as they come
 python -m streams.ksql print TOPIC [--from-beginning] [--limit N]   # a topic's records
+python -m streams.ksql show streams|tables|queries|topics    # what `run` runs (SHOW)
+python -m streams.ksql describe NAME             # a stream's or table's columns (DESCRIBE)
 python -m streams.ksql explain FILE.sql          # the Quix topology of each query
 python -m streams.ksql test -s S.sql -i IN.json -o OUT.json   # ksql-test-runner's format
 python -m streams.ksql conformance [--file NAME] [-v]         # ksqlDB's own test cases
@@ -16,10 +18,12 @@ import json
 import sys
 from pathlib import Path
 
+from confluent_kafka.admin import AdminClient
 from tqdm import tqdm
 
 from clients.logs import setup_logging
-from streams.ksql import adhoc, conformance, runner
+from clients.settings import KafkaSettings
+from streams.ksql import adhoc, catalog_topic, conformance, runner
 from streams.ksql.compiler import compile_sql
 from streams.ksql.errors import KsqlError
 
@@ -72,6 +76,35 @@ def run_conformance(args: argparse.Namespace) -> int:
     return 0
 
 
+def show(args: argparse.Namespace) -> int:
+    bootstrap = KafkaSettings.from_env().bootstrap_servers
+    catalog = catalog_topic.read(bootstrap)
+    groups = [v["group"] for k, v in catalog.items() if k.startswith("query:")]
+    topics = {}
+    if args.kind == "topics":
+        listed = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=30).topics
+        # As ksqlDB's SHOW TOPICS: internal topics (Quix's, the catalog's) left out.
+        topics = {
+            name: len(meta.partitions)
+            for name, meta in listed.items()
+            if not name.startswith(("_", "repartition__", "changelog__"))
+        }
+    members = catalog_topic.group_members(bootstrap, groups) if args.kind == "queries" else {}
+    catalog_topic.print_table(catalog_topic.show(args.kind, catalog, members, topics))
+    return 0
+
+
+def describe(args: argparse.Namespace) -> int:
+    table = catalog_topic.describe(
+        args.name, catalog_topic.read(KafkaSettings.from_env().bootstrap_servers)
+    )
+    if table is None:
+        print(f"error: {args.name.upper()} does not exist.", file=sys.stderr)
+        return 1
+    catalog_topic.print_table(table)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m streams.ksql",
@@ -95,6 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     adhoc.add_print_arguments(p)
     p.set_defaults(func=adhoc.print_main)
+    p = commands.add_parser(
+        "show", help="SHOW STREAMS | TABLES | QUERIES | TOPICS, from what `run` keeps in Kafka"
+    )
+    p.add_argument("kind", choices=catalog_topic.KINDS, type=str.lower)
+    p.set_defaults(func=show)
+    p = commands.add_parser("describe", help="DESCRIBE a stream or table that `run` declared")
+    p.add_argument("name")
+    p.set_defaults(func=describe)
     p = commands.add_parser("explain", help="print each persistent query's Quix topology")
     p.add_argument("file", help="a .sql file of ksqlDB statements")
     p.set_defaults(func=explain)

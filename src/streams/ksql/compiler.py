@@ -70,6 +70,7 @@ class Program:
     catalog: Catalog
     queries: dict[str, QueryPlan] = field(default_factory=dict)
     properties: dict[str, str] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)  # query id -> its statement's text
 
     def passes(self) -> list[list[QueryPlan]]:
         """The persistent queries as they are built: one pass each, or several windowed
@@ -144,7 +145,10 @@ def compile_statements(
     program = Program(Catalog(), properties=dict(properties or {}))
     for statement in statements:
         try:
+            before = set(program.queries)
             _execute(program, statement)
+            for query_id in set(program.queries) - before:
+                program.texts[query_id] = statement.position.text if statement.position else ""
         except KsqlError as exc:
             if exc.statement is None and statement.position is not None:
                 exc.statement = statement.position.text

@@ -5,10 +5,11 @@ run is named with its file, line and reason), every source's topic exists or is 
 source that declares ``PARTITIONS`` over a missing topic creates it, as ksqlDB does), and every
 sink topic is created with the query's ``PARTITIONS`` or its source's partition count.
 
-Then each pass (a query, or the windowed aggregations built in one pass with it, see
-:func:`streams.ksql.plans.fusion_groups`) runs in a process of its own as a Quix
-``Application`` with a consumer group and a state directory of its own, named after the pass:
-ksqlDB's consumer group per query. A query added to the file later starts from its sources'
+The sources and queries are written to the catalog topic (:mod:`streams.ksql.catalog_topic`)
+for ``SHOW`` and ``DESCRIBE``. Then each pass (a query, or the windowed aggregations built in
+one pass with it, see :func:`streams.ksql.plans.fusion_groups`) runs in a process of its own as
+a Quix ``Application`` with a consumer group and a state directory of its own, named after the
+pass: ksqlDB's consumer group per query. A query added to the file later starts from its sources'
 earliest offsets, not where the others are; instances of the same ``run`` (the same group
 prefix) split each query's partitions between them. Exactly-once, state on RocksDB with
 changelog topics, restarts that neither reprocess nor lose anything: as the hand-written apps
@@ -31,6 +32,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from clients.settings import KafkaSettings
 from streams import app as streams_app
+from streams.ksql import catalog_topic
 from streams.ksql.compiler import Program, compile_statements
 from streams.ksql.errors import KsqlError
 from streams.ksql.parser import parse
@@ -227,8 +229,11 @@ def main(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         program = load(args.files, properties(args.property))
         if args.run_pass is None:
-            admin = AdminClient({"bootstrap.servers": KafkaSettings.from_env().bootstrap_servers})
-            ensure_topics(program, admin)
+            bootstrap = KafkaSettings.from_env().bootstrap_servers
+            ensure_topics(program, AdminClient({"bootstrap.servers": bootstrap}))
+            runs_in = {query.id: p.name for p in passes(program) for query in p.queries}
+            records = catalog_topic.entries(program, args.consumer_group, runs_in)
+            catalog_topic.publish(bootstrap, records, args.consumer_group)
     except KsqlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
