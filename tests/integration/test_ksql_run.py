@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from tests.integration.apps import create_topic, read_all
@@ -108,6 +108,27 @@ def kill_pass(run: KsqlRun, name: str) -> None:
     )
     (pid,) = found.stdout.split()
     os.kill(int(pid), signal.SIGKILL)
+
+
+def diagnosis(kafka: str, sink: str, group: str, source: str) -> str:
+    """What a stalled query's group and topics look like, for the failure message."""
+    consumer = Consumer({"bootstrap.servers": kafka, "group.id": group})
+    try:
+        lines = []
+        for topic in (source, sink):
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            tps = [TopicPartition(topic, p) for p in partitions]
+            for tp in consumer.committed(tps, timeout=10):
+                low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                lines.append(f"{topic}[{tp.partition}] committed {tp.offset}, {low}..{high}")
+    finally:
+        consumer.close()
+    described = AdminClient({"bootstrap.servers": kafka}).describe_consumer_groups([group])
+    state = described[group].result(timeout=30)
+    for member in state.members:
+        assigned = sorted(tp.partition for tp in member.assignment.topic_partitions)
+        lines.append(f"member {member.member_id}: partitions {assigned}")
+    return f"group {group} {state.state}:\n" + "\n".join(lines)
 
 
 def ksql(kafka: str, env: dict, *args: str) -> str:
@@ -207,18 +228,23 @@ def test_run_creates_topics_runs_each_query_and_resumes_exactly(kafka: str, tmp_
         ]
         assert [m.key() for m in dead_letters] == [b"bad", b"bad"]
 
-        # Stopped, then two instances: nothing is read twice, nothing is lost, state resumes.
+        # Stopped and started again, resuming its state and offsets; then a second instance
+        # joins while views arrive: nothing is read twice, nothing is lost.
         first.stop()
         first.start()
-        second.start()
         batch2 = views(200, seed=2, start=T0 + 300 * 2_000)
-        produce(kafka, names["pv"], batch2)
+        produce(kafka, names["pv"], batch2[:100])
+        read_all(kafka, names["counts"], len(batch1) + 100)
+        second.start()
+        produce(kafka, names["pv"], batch2[100:])
         both = batch1 + batch2
         updates, latest = window_counts(read_all(kafka, names["counts"], len(both)))
         assert updates == len(both)
         assert latest == expected_counts(both)
         inbox = read_all(kafka, names["inbox"], sum(inbox_of(both).values()))
-        assert len(inbox) == sum(inbox_of(both).values())
+        assert len(inbox) == sum(inbox_of(both).values()), diagnosis(
+            kafka, names["inbox"], f"{group}-CSAS_INBOX_1", names["pv"]
+        )
         # One consumer group per query, each with both instances as members.
         groups = [f"{group}-CTAS_PER_SOURCE_0", f"{group}-CSAS_INBOX_1"]
         described = admin.describe_consumer_groups(groups)

@@ -57,6 +57,24 @@ def test_a_projection_with_where_is_rows_of_its_columns_with_its_limit() -> None
     assert rows == [adhoc.ResultRow(["a", "2"]), adhoc.ResultRow(["c", "null"])]
 
 
+def test_a_push_query_needs_not_select_the_key_as_a_persistent_query_must() -> None:
+    # As ksqlDB's CLI: only what was selected is shown; the key rides along, hidden.
+    _query, formatter, rows = rows_of(
+        f"{PV}\nSELECT views FROM pv EMIT CHANGES;",
+        [("a", {"SOURCE": "Inbox", "VIEWS": 1}, T0), ("b", {"SOURCE": "Inbox", "VIEWS": 3}, T0)],
+    )
+    assert formatter.columns == ["VIEWS"]
+    assert rows == [adhoc.ResultRow(["1"]), adhoc.ResultRow(["3"])]
+    _query, formatter, rows = rows_of(
+        f"{PV}\nSELECT COUNT(*) AS n FROM pv WINDOW TUMBLING (SIZE 5 MINUTES) "
+        "GROUP BY source EMIT CHANGES;",
+        [("a", {"SOURCE": "Inbox", "VIEWS": 1}, T0), ("b", {"SOURCE": "Inbox", "VIEWS": 3}, T0)],
+    )
+    assert formatter.columns == ["WINDOWSTART", "WINDOWEND", "N"]
+    end = T0 + 300_000
+    assert [row.cells for row in rows] == [[str(T0), str(end), "1"], [str(T0), str(end), "2"]]
+
+
 def test_a_windowed_aggregation_shows_the_window_bounds_after_the_key() -> None:
     query, formatter, rows = rows_of(
         f"{PV} SELECT source, COUNT(*) AS n FROM pv WINDOW TUMBLING (SIZE 5 MINUTES) "

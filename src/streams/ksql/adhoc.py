@@ -31,7 +31,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,9 @@ TRANSIENT = "TRANSIENT_QUERY"
 GROUP_PREFIX = "streams-ksql-query-"
 _AS_SELECT = f"CREATE STREAM {TRANSIENT} AS "
 _PRODUCES_TABLE = "Invalid result type. Your SELECT query produces a TABLE."
+_KEY_MISSING = f"The query used to build `{TRANSIENT}` must include the"
+#: The names of key columns a push query needs but did not select: not printed.
+HIDDEN = "KSQL_HIDDEN_KEY_"
 #: What a deleted row (a table's tombstone) shows in its first value column.
 DELETED = "<deleted>"
 #: What PRINT shows for a null key or value.
@@ -159,12 +162,44 @@ def plan_transient(select: ast.Select, catalog: Catalog, sink_topic: str) -> Que
     registry format would register schemas for a sink that does not exist.
     """
     properties = {"KAFKA_TOPIC": sink_topic, "KEY_FORMAT": "JSON", "VALUE_FORMAT": "JSON"}
+
+    def plan(select: ast.Select) -> QueryPlan:
+        try:
+            return plan_query(select, catalog, "STREAM", TRANSIENT, TRANSIENT, properties)
+        except KsqlError as exc:
+            if not exc.message.startswith(_PRODUCES_TABLE):
+                raise
+        return plan_query(select, catalog, "TABLE", TRANSIENT, TRANSIENT, properties)
+
     try:
-        return plan_query(select, catalog, "STREAM", TRANSIENT, TRANSIENT, properties)
+        return plan(select)
     except KsqlError as exc:
-        if not exc.message.startswith(_PRODUCES_TABLE):
+        # A persistent query's sink needs its key in the projection; a push query does not
+        # (ksqlDB's prints what was selected): the key goes in, under a name not shown.
+        if _KEY_MISSING not in exc.message:
             raise
-    return plan_query(select, catalog, "TABLE", TRANSIENT, TRANSIENT, properties)
+        keys = [key for key in _key_expressions(select, catalog) if key not in _selected(select)]
+        if not keys:
+            raise
+        hidden = [ast.SelectItem(key, f"{HIDDEN}{i}") for i, key in enumerate(keys)]
+        return plan(replace(select, items=(*select.items, *hidden)))
+
+
+def _key_expressions(select: ast.Select, catalog: Catalog) -> list[ast.Expr]:
+    """What keys a query's result: its GROUP BY, else its PARTITION BY, else its source's key
+    columns (a join's key is for the user to project, as in ksqlDB)."""
+    if select.joins:
+        return []
+    if select.group_by:
+        return list(select.group_by)
+    if select.partition_by:
+        return list(select.partition_by)
+    source = catalog.get(select.source.name)
+    return [ast.ColumnRef(c.name, select.source.label) for c in source.key_columns]
+
+
+def _selected(select: ast.Select) -> list[ast.Expr]:
+    return [item.expr for item in select.items if isinstance(item, ast.SelectItem)]
 
 
 # --- result rows ------------------------------------------------------------------------------
@@ -182,7 +217,9 @@ class RowFormatter:
 
     def __init__(self, sink: Source) -> None:
         self._sink = sink
-        keys = [(c.name, c.type) for c in sink.key_columns]
+        # Key columns only the query needed (see plan_transient) are decoded, not shown.
+        self._shown = [not c.name.startswith(HIDDEN) for c in sink.key_columns]
+        keys = [(c.name, c.type) for c in sink.key_columns if not c.name.startswith(HIDDEN)]
         values = [(c.name, c.type) for c in sink.value_columns]
         self._bounds = sink.window is not None and not {WINDOWSTART, WINDOWEND} & {
             name for name, _type in values
@@ -207,11 +244,14 @@ class RowFormatter:
         sink = self._sink
         if data is None:
             return [None] * len(self._key_types)
+        bounds: list[Any] = []
         if sink.window is None:
-            return sink.key_serde.deserialize(data) or [None] * len(self._key_types)
-        keys, start, end = sink.windowed_key_serde.deserialize(data)
+            keys = sink.key_serde.deserialize(data)
+        else:
+            keys, start, end = sink.windowed_key_serde.deserialize(data)
+            bounds = [start, end] if self._bounds else []
         keys = keys or [None] * len(sink.key_columns)
-        return [*keys, start, end] if self._bounds else keys
+        return [k for k, shown in zip(keys, self._shown, strict=True) if shown] + bounds
 
 
 def cell(value: Any, sql_type: ast.SqlType) -> str:
