@@ -10,6 +10,8 @@ topics written by Java clients (Kafka Connect, ksqlDB) and with each other.
 from __future__ import annotations
 
 import argparse
+import faulthandler
+import signal
 
 from quixstreams import Application
 
@@ -74,7 +76,10 @@ def create_app(args: argparse.Namespace) -> Application:
 
     ``STREAMS_PRODUCER_CONFIG`` / ``STREAMS_CONSUMER_CONFIG`` add librdkafka properties
     (``key=value,...``: security, batching); the partitioner can be overridden there too.
+    From here on, SIGUSR1 prints every thread's stack to stderr: what a process that makes no
+    progress is waiting for.
     """
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     setup_logging()
     quix.check_version()
     return Application(

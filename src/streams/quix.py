@@ -20,7 +20,9 @@ Hooks:
 4. :func:`register_periodic_task`: a function the run loop calls between records, on the
    processing thread (``sdf._registry.register_periodic_task``).
 5. :func:`produce`: produce a record inside the open checkpoint, through the app's own
-   (transactional) producer, from a hand-built ``Row`` with a ``MessageContext`` of its origin.
+   (transactional) producer, from a hand-built ``Row`` with a ``MessageContext`` of its origin;
+   :func:`produce_each`: each record of a dataframe, to the topic and partition it names
+   (``to_topic`` picks no partition, and with its timestamp and headers is three stages).
 6. :func:`processing_error_handler` / :func:`set_processing_error_handler`: the app's
    ``on_processing_error`` callback, replaced after the app exists (the dead-letter handler is
    installed by the processors that declare a dead-letter topic).
@@ -42,7 +44,7 @@ import quixstreams
 from confluent_kafka import TopicPartition
 from confluent_kafka import version as confluent_kafka_version
 from confluent_kafka.admin import AdminClient
-from quixstreams import Application
+from quixstreams import Application, message_context
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic
 from quixstreams.models.messagecontext import MessageContext
@@ -134,6 +136,24 @@ def produce(
     )
     row = Row(value, key, timestamp, origin, headers or [])
     context.producer.produce_row(row, topic, key=key, timestamp=timestamp)
+
+
+#: What :func:`produce_each` writes a value as: topic, key, timestamp, and partition (None: the
+#: producer's partitioner on the key bytes).
+Destination = tuple[Topic, Any, int, int | None]
+
+
+def produce_each(sdf: StreamingDataFrame, destination: Callable[[Any], Destination]) -> None:
+    """Produce each value of ``sdf`` as ``destination(value)`` says, with no headers, in one
+    stage, through the app's producer in the open checkpoint."""
+    context = sdf.processing_context
+
+    def step(value: Any, _key: Any, _timestamp: int, _headers: Any) -> None:
+        topic, key, timestamp, partition = destination(value)
+        row = Row(value, key, timestamp, message_context(), [])
+        context.producer.produce_row(row, topic, key=key, partition=partition, timestamp=timestamp)
+
+    sdf.update(step, metadata=True)
 
 
 def origin(topic: str, partition: int, offset: int = -1) -> MessageContext:

@@ -231,7 +231,12 @@ def test_the_clickstream_tutorial_runs_as_is_and_every_query_is_exact(
         ):
             while committed_input(kafka, topic, f"{group}-{query}") < count:
                 assert process.poll() is None, (tmp_path / "run.log").read_text()
-                assert time.monotonic() < deadline, f"{query} did not read {topic}"
+                if time.monotonic() >= deadline:
+                    process.send_signal(signal.SIGUSR1)  # each query's process: its stacks
+                    time.sleep(2)
+                    raise AssertionError(
+                        f"{query} did not read {topic}:\n{(tmp_path / 'run.log').read_text()}"
+                    )
                 time.sleep(0.5)
         clicks = list(clickstream.clicks(PLAN))
         produce(kafka, "clickstream", clicks)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
 import pytest
 
@@ -129,3 +131,21 @@ def test_librdkafka_properties_reject_what_is_not_key_value(monkeypatch, raw):
 
 def test_librdkafka_properties_unset_is_empty():
     assert librdkafka_properties("STREAMS_PRODUCER_CONFIG") == {}
+
+
+def test_sigusr1_prints_every_thread_s_stack_once_an_app_exists(tmp_path):
+    script = (
+        "import os, signal, sys, time\n"
+        "from tests.unit.test_app import parse\n"
+        "from streams.app import create_app\n"
+        f"create_app(parse('--state-dir', {str(tmp_path)!r}))\n"
+        "os.kill(os.getpid(), signal.SIGUSR1)\n"
+        "time.sleep(0.5)\n"
+        "print('still running')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "still running" in done.stdout
+    assert 'File "<string>", line 5 in <module>' in done.stderr

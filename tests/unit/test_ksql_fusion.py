@@ -9,9 +9,12 @@ from collections import defaultdict
 import orjson
 import pytest
 
+from contracts.partitioning import partition_for
 from streams.ksql.compiler import compile_sql
 from streams.ksql.plans import fusion_groups, pass_name
 from streams.testing import TestDriver
+
+T0 = 1_700_000_100_000
 
 STREAM = """
 CREATE STREAM clicks (id STRING KEY, grp STRING, x INT, ok BOOLEAN)
@@ -107,3 +110,24 @@ def test_a_nondeterministic_value_is_computed_per_update(fn: str) -> None:
     updates = [orjson.loads(value) for _key, value, _ts in run(sql)["T"]]
     assert len(updates) == len(clicks())
     assert len({update["R"] for update in updates}) == len(updates)
+
+
+def test_a_windowed_result_is_on_its_group_s_partition_as_kafka_streams_puts_it() -> None:
+    """Kafka Streams' windowed partitioner hashes the group's key alone: every window of a
+    group, and a session's retraction, share one partition (Pinot's upserts rely on it)."""
+    program = compile_sql(
+        "CREATE STREAM v (s VARCHAR) WITH (KAFKA_TOPIC='v', VALUE_FORMAT='JSON', PARTITIONS=5);"
+        "CREATE TABLE t WITH (PARTITIONS=5) AS SELECT s, COUNT(*) AS n FROM v"
+        " WINDOW HOPPING (SIZE 5 MINUTES, ADVANCE BY 1 MINUTE) GROUP BY s;"
+        "CREATE TABLE u WITH (PARTITIONS=5) AS SELECT s, COUNT(*) AS n FROM v"
+        " WINDOW SESSION (1 MINUTE) GROUP BY s;"
+    )
+    with TestDriver(program.setup, partitions=5) as driver:
+        for i, ts in enumerate([0, 30_000, 200_000, 90_000, 400_000]):
+            driver.pipe("v", None, orjson.dumps({"S": f"g{i % 3}"}), timestamp=T0 + ts)
+        records = [r for r in driver.read_all() if r.topic in ("T", "U")]
+    assert len(records) > 10
+    for record in records:
+        sink = program.catalog.get(record.topic)
+        inner, _start, _end = sink.windowed_key_serde.split(record.raw_key)
+        assert record.partition == partition_for(inner, 5), record

@@ -159,3 +159,19 @@ def test_the_delete_records_workaround_retires_on_a_fixed_client(
     before = sys.getrefcount(offsets)
     quix.delete_records(FakeAdmin(), offsets)  # type: ignore[arg-type]
     assert sys.getrefcount(offsets) - before == taken
+
+
+def test_produce_each_writes_to_the_topic_partition_and_time_it_is_given() -> None:
+    def setup(app: Application) -> None:
+        numbers = app.topic("numbers", key_deserializer="str", value_deserializer="json")
+        out = app.topic("out", key_serializer="str", value_serializer="json")
+        sdf = app.dataframe(numbers).apply(lambda n: {"n": n})
+        quix.produce_each(sdf, lambda value: (out, f"k{value['n']}", 100 + value["n"], 2))
+
+    with TestDriver(setup, partitions=3) as driver:
+        for n in range(3):
+            driver.pipe("numbers", str(n), n, timestamp=1)
+        records = driver.read("out")
+    assert [(r.key, r.value, r.timestamp, r.partition, r.headers) for r in records] == [
+        (f"k{n}", {"n": n}, 100 + n, 2, []) for n in range(3)
+    ], "produce_each no longer produces with the partition, key and timestamp it names"

@@ -82,11 +82,13 @@ class Program:
         app: Application,
         passes: list[list[QueryPlan]] | None = None,
         processor: str = PROCESSOR,
+        max_future_ms: int | None = None,
     ) -> None:
         """Build every persistent query (or those of ``passes``) on ``app``; topics read by
         several queries share one dataframe, as Quix allows one per topic. Dead letters name
-        ``processor``."""
-        builder = Builder(app, processor)
+        ``processor``; with ``max_future_ms``, a record timestamped further ahead of the wall
+        clock is one (on a broker: it would refuse what is written with that timestamp)."""
+        builder = Builder(app, processor, max_future_ms)
         for group in self.passes() if passes is None else passes:
             if len(group) > 1:
                 build_windowed(group, builder)  # type: ignore[arg-type] # aggregations only
@@ -101,9 +103,12 @@ class Program:
 class Builder:
     """The app's topics and source dataframes, shared by the queries built on it."""
 
-    def __init__(self, app: Application, processor: str = PROCESSOR) -> None:
+    def __init__(
+        self, app: Application, processor: str = PROCESSOR, max_future_ms: int | None = None
+    ) -> None:
         self.app = app
         self.processor = processor
+        self.max_future_ms = max_future_ms
         self._topics: dict[str, Topic] = {}
         self._frames: dict[str, StreamingDataFrame] = {}
         self._dead_letter: Topic | None = None

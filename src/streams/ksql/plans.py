@@ -22,6 +22,7 @@ import base64
 import decimal
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,8 @@ from quixstreams.models import Topic
 from quixstreams.models.serializers import Deserializer, Serializer
 from quixstreams.models.serializers.base import SerializationContext
 
+from contracts.partitioning import partition_for
+from streams import quix
 from streams.ksql import ast, formats
 from streams.ksql.aggregates import aggregate_function, is_aggregate
 from streams.ksql.catalog import (
@@ -89,9 +92,12 @@ class Encoded:
 
 @dataclass(slots=True)
 class Routed(Encoded):
-    """An output record of one of several queries built together: with its sink topic."""
+    """An output record of one of several queries built together: with its sink topic, and
+    the partition of its window's group (as Kafka Streams' windowed partitioner places a
+    windowed key: by the group alone, so that all of a group's windows share a partition)."""
 
     topic: Topic
+    partition: int
 
 
 class EncodedSerializer(Serializer):
@@ -202,10 +208,15 @@ def _normalise(expr: ast.Expr, scope: Scope, names: dict[str, tuple[str, str]]) 
 
 
 def row_reader(
-    source: Source, relation: Relation, processor: str = PROCESSOR
+    source: Source,
+    relation: Relation,
+    processor: str = PROCESSOR,
+    max_future_ms: int | None = None,
 ) -> Callable[..., Any]:
     """``(value, key, timestamp, headers) -> row``, a :class:`Tombstone` for a table's
-    tombstone, or raise the record's dead letter. Streams' null values are no rows."""
+    tombstone, or raise the record's dead letter. Streams' null values are no rows. With
+    ``max_future_ms``, a row timestamped further than that ahead of the wall clock is a dead
+    letter too: the broker refuses records written with it (``streams.timestamps``)."""
     key_serde, value_serde = source.key_serde, source.value_serde
     windowed = source.windowed_key_serde if source.window is not None else None
     key_names = [relation.row_key(c.name) for c in source.key_columns]
@@ -247,6 +258,13 @@ def row_reader(
                 reason = f"timestamp column {ts_key} is null, negative or unreadable"
                 raise RecordRejected(Rejected(reason, "BadTimestamp"), processor)
             row[system[0]] = event_time
+        if max_future_ms is not None and row[system[0]] > time.time() * 1000 + max_future_ms:
+            reason = (
+                f"timestamp {row[system[0]]} ms is more than {max_future_ms} ms ahead of the "
+                "wall clock (STREAMS_MAX_FUTURE_MS): Kafka would refuse the records written "
+                "with it"
+            )
+            raise RecordRejected(Rejected(reason, "FutureTimestamp"), processor)
         return row
 
     return read
@@ -276,7 +294,10 @@ def source_rows(builder: Builder, relation: Relation) -> StreamingDataFrame:
     """The rows of ``relation``'s topic, with ROWTIME as the record timestamp."""
     raw = builder.frame(relation.source)
     builder.dead_letter  # noqa: B018 -- installs the dead-letter handler before any record
-    rows = raw.apply(row_reader(relation.source, relation, builder.processor), metadata=True)
+    rows = raw.apply(
+        row_reader(relation.source, relation, builder.processor, builder.max_future_ms),
+        metadata=True,
+    )
     ts_key = relation.row_key(ROWTIME)
     return rows.set_timestamp(lambda row, _key, _ts, _headers: row[ts_key])
 
@@ -289,7 +310,7 @@ def source_events(
     stage, as Quix's cost per stage and record is a good part of a cheap step's."""
     raw = builder.frame(relation.source)
     builder.dead_letter  # noqa: B018 -- installs the dead-letter handler before any record
-    read = row_reader(relation.source, relation, builder.processor)
+    read = row_reader(relation.source, relation, builder.processor, builder.max_future_ms)
     ts_key = relation.row_key(ROWTIME)
 
     def read_events(value: Any, key: Any, timestamp: int, headers: Any) -> list[list[Any]]:
@@ -567,9 +588,19 @@ class QueryPlan:
         return "\n".join(lines)
 
     def _emit(self, out: StreamingDataFrame, builder: Builder) -> None:
-        out = out.set_timestamp(lambda enc, _key, _ts, _headers: enc.timestamp)
-        out = out.set_headers(lambda _value, _key, _ts, _headers: [])
-        out.to_topic(builder.topic(self.sink.topic), key=lambda enc: enc.key)
+        topic = builder.topic(self.sink.topic)
+        if self.sink.window is None:
+            quix.produce_each(out, lambda enc: (topic, enc.key, enc.timestamp, None))
+            return
+        split = self.sink.windowed_key_serde.split
+
+        def windowed(enc: Encoded) -> quix.Destination:
+            partition = None
+            if enc.key is not None:
+                partition = partition_for(split(enc.key)[0], topic.broker_config.num_partitions)
+            return topic, enc.key, enc.timestamp, partition
+
+        quix.produce_each(out, windowed)
 
 
 def _key_encoder(sink: Source, keys: list[Callable[[dict], Any]]) -> Callable[[dict], bytes | None]:
@@ -790,7 +821,8 @@ class AggregatePlan(QueryPlan):
         groups = len(self.groups)
         names = [f"KSQL_GROUP_{i}" for i in range(groups)]
         names += [f"KSQL_AGG_{j}" for j in range(len(picks))] + [WINDOWSTART, WINDOWEND]
-        last: list[Any] = [None, None, None]  # the last group's text, values and key bytes
+        # The last group's text, values, key bytes and partition.
+        last: list[Any] = [None, None, None, None]
         # The output value, a dict by column name (in order): each value is a column of the
         # result row as it is (read directly), or a function of the window's group and bounds
         # alone (computed once per window, in a bounded memo: windows come and go), or
@@ -811,7 +843,7 @@ class AggregatePlan(QueryPlan):
             else:
                 (fixed if per_window else computed).append((column, fn))
         # Per window (bounded: windows come and go): its key bytes and its fixed values.
-        memo: dict[tuple[str, int, int], tuple[bytes, dict[str, Any]]] = {}
+        memo: dict[tuple[str, int, int], tuple[bytes, int, dict[str, Any]]] = {}
         blank = dict.fromkeys(columns)
 
         def use_group(text: str) -> None:
@@ -821,7 +853,8 @@ class AggregatePlan(QueryPlan):
                 key = serde.inner.serialize(group)
                 if key is None:
                     raise formats.SerdeError("A windowed key needs a non-null key")
-                last[:] = text, group, key
+                partition = partition_for(key, topic.broker_config.num_partitions)
+                last[:] = text, group, key, partition
 
         def row_of(record: Any) -> dict[str, Any]:
             use_group(record["group"])
@@ -830,7 +863,7 @@ class AggregatePlan(QueryPlan):
             values += [record["window_start"], record["window_end"]]
             return dict(zip(names, values, strict=True))
 
-        def window_of(record: Any) -> tuple[bytes, dict[str, Any]]:
+        def window_of(record: Any) -> tuple[bytes, int, dict[str, Any]]:
             window = (record["group"], record["window_start"], record["window_end"])
             entry = memo.get(window)
             if entry is None:
@@ -838,7 +871,7 @@ class AggregatePlan(QueryPlan):
                 use_group(text)
                 key = windowed(last[2], start, end)
                 if record.get("deleted"):
-                    return key, blank  # a retracted session: its key alone, not kept
+                    return key, last[3], blank  # a retracted session: its key alone, not kept
                 once = blank.copy()
                 if fixed:
                     row = row_of(record)
@@ -846,13 +879,13 @@ class AggregatePlan(QueryPlan):
                         once[column] = fn(row)
                 if len(memo) >= 4096:
                     memo.clear()
-                entry = memo[window] = key, once
+                entry = memo[window] = key, last[3], once
             return entry
 
         def finish(record: Any, state: Any) -> Routed | None:
-            key, once = window_of(record)
+            key, partition, once = window_of(record)
             if record.get("deleted"):
-                return Routed(key, None, record.timestamp, topic)
+                return Routed(key, None, record.timestamp, topic, partition)
             out = once.copy()
             if aggregates:
                 results = record["results"]
@@ -864,7 +897,7 @@ class AggregatePlan(QueryPlan):
                     out[column] = row[name]
                 for column, fn in computed:
                     out[column] = fn(row)
-            return Routed(key, write(out), record.timestamp, topic)
+            return Routed(key, write(out), record.timestamp, topic, partition)
 
         if having is None:
             return finish
@@ -1003,9 +1036,7 @@ def build_windowed(plans: list[AggregatePlan], builder: Builder) -> None:
 
     grouped = lead._events(builder, arguments, pass_name(plans))
     out = grouped.apply(aggregate, stateful=True, metadata=True, expand=True)
-    out = out.set_timestamp(lambda enc, _key, _ts, _headers: enc.timestamp)
-    out = out.set_headers(lambda _value, _key, _ts, _headers: [])
-    out.to_topic(lambda enc, _key, _ts, _headers: enc.topic, key=lambda enc: enc.key)
+    quix.produce_each(out, lambda enc: (enc.topic, enc.key, enc.timestamp, enc.partition))
 
 
 @dataclass

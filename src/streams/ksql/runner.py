@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import subprocess
 import sys
@@ -37,6 +38,7 @@ from streams.ksql.compiler import Program, compile_statements
 from streams.ksql.errors import KsqlError
 from streams.ksql.parser import parse
 from streams.ksql.plans import QueryPlan, pass_name
+from streams.timestamps import MAX_FUTURE_MS
 
 logger = logging.getLogger("streams.ksql.run")
 
@@ -44,13 +46,18 @@ logger = logging.getLogger("streams.ksql.run")
 RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
 
 
-def load(files: list[Path], properties: dict[str, str] | None = None) -> Program:
+def load(
+    files: list[Path],
+    properties: dict[str, str] | None = None,
+    variables: dict[str, str] | None = None,
+) -> Program:
     """The statements of ``files``, in order, compiled with the server ``properties`` (as
-    ``SET`` would give them); KsqlError names the file and line."""
+    ``SET`` would give them), each ``${name}`` replaced by its value in ``variables`` (as the
+    ksqlDB CLI's ``--define`` does); KsqlError names the file and line."""
     statements = []
     for file in files:
         try:
-            parsed = parse(file.read_text())
+            parsed = parse(substitute(file.read_text(), variables or {}))
         except KsqlError as exc:
             raise KsqlError(f"{file}: {exc.message}", exc.statement) from None
         statements.append((file, parsed))
@@ -136,17 +143,40 @@ def run_pass(program: Program, name: str, args: argparse.Namespace) -> None:
     pass_args.state_dir = str(Path(args.state_dir) / name)
     app = streams_app.create_app(pass_args)
     # Each query reads its sources itself: a bad record is its dead letter, naming it.
-    program.setup(app, [list(chosen[0].queries)], processor=f"streams.ksql {name}")
+    program.setup(
+        app,
+        [list(chosen[0].queries)],
+        processor=f"streams.ksql {name}",
+        max_future_ms=MAX_FUTURE_MS,
+    )
     logger.info("running %s (%s)", name, ", ".join(q.id for q in chosen[0].queries))
     streams_app.run(app, pass_args)
 
 
-def properties(pairs: list[str]) -> dict[str, str]:
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def substitute(text: str, variables: dict[str, str]) -> str:
+    """``text`` with each ``${name}`` (anywhere, quoted or not; names are case-insensitive, as
+    ksqlDB's) replaced by its value; an undefined one is an error naming it and its line."""
+    defined = {name.lower(): value for name, value in variables.items()}
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name.lower() not in defined:
+            line = text.count("\n", 0, match.start()) + 1
+            raise KsqlError(f"line {line}: variable '{name}' is not defined (--define {name}=...)")
+        return defined[name.lower()]
+
+    return _VARIABLE.sub(value, text)
+
+
+def properties(pairs: list[str], option: str = "--property") -> dict[str, str]:
     out = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            raise KsqlError(f"--property takes NAME=VALUE, got {pair!r}")
+            raise KsqlError(f"{option} takes NAME=VALUE, got {pair!r}")
         out[name.strip()] = value
     return out
 
@@ -165,6 +195,12 @@ class Supervisor:
             [sys.executable, "-m", "streams.ksql", "run", *self._argv, "--pass", name]
         )
 
+    def dump_stacks(self, *_signal: object) -> None:
+        """SIGUSR1: each pass prints its threads' stacks (see ``streams.app.run``)."""
+        for child in self._children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGUSR1)
+
     def stop(self, *_signal: object) -> None:
         self._stopping = True
         for child in self._children.values():
@@ -174,6 +210,7 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGUSR1, self.dump_stacks)
         for name in self._failures:
             self._start(name)
         restart_at: dict[str, float] = {}
@@ -210,6 +247,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a ksqlDB property, as SET gives it (ksql.output.topic.name.prefix=dev-, say)",
     )
     parser.add_argument(
+        "--define",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a variable: each ${NAME} in the files is replaced by VALUE (as the ksqlDB CLI's "
+        "--define)",
+    )
+    parser.add_argument(
         "--pass",
         dest="run_pass",
         metavar="NAME",
@@ -227,7 +272,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace, argv: list[str]) -> int:
     try:
-        program = load(args.files, properties(args.property))
+        variables = properties(args.define, "--define")
+        program = load(args.files, properties(args.property), variables)
         if args.run_pass is None:
             bootstrap = KafkaSettings.from_env().bootstrap_servers
             ensure_topics(program, AdminClient({"bootstrap.servers": bootstrap}))
