@@ -21,8 +21,14 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
+#: Each topic's name by the environment variable that sets it; statements files name topics
+#: by the same variables (``${TOPIC_TUMBLING}``, ``python -m contracts.topics defines``).
+NAMES: dict[str, str] = {}
+
+
 def _name(var: str, default: str) -> str:
-    return env(var, default)
+    NAMES[var] = env(var, default)
+    return NAMES[var]
 
 
 PAGEVIEWS = _name("TOPIC_PAGEVIEWS", "topic1_PageView")
@@ -106,9 +112,18 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m contracts.topics",
         description="Create the pipeline's topics (names, partitions and configs from env).",
     )
-    parser.add_argument("command", choices=["create", "list"])
+    parser.add_argument(
+        "command",
+        choices=["create", "list", "defines"],
+        help="create the missing topics; list them; or print --define=VARIABLE=NAME per topic, "
+        "the arguments of `python -m streams.ksql run` for sql/pageview-pipeline.sql",
+    )
     parser.add_argument("--bootstrap-servers", default=KafkaSettings.from_env().bootstrap_servers)
     args = parser.parse_args(argv)
+    if args.command == "defines":
+        for var, name in NAMES.items():
+            print(f"--define={var}={name}")
+        return
     if args.command == "list":
         for spec in all_topics():
             print(

@@ -2,8 +2,10 @@
 
 The demo runs on the started native stack with every name it writes made unique (topics, Pinot
 tables, the MySQL table, consumer group, transactional id, state directory, dashboard port), so
-it shares the stack with the other tests. It must produce windowed counts, and SIGTERM to the
-script must stop every process it started: none is left in its session afterwards.
+it shares the stack with the other tests; it runs once with the hand-written processors, once
+with the pipeline compiled from sql/pageview-pipeline.sql (``DEMO_ENGINE=ksql``). It must
+produce windowed counts, and SIGTERM to the script must stop every process it started: none is
+left in its session afterwards.
 """
 
 from __future__ import annotations
@@ -76,10 +78,16 @@ def committed_records(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
-@pytest.fixture
+@pytest.fixture(params=["python", "ksql"])
 def demo_env(
-    kafka: str, pinot: PinotSettings, mysql: MySQLSettings, tmp_path: Path
+    request: pytest.FixtureRequest,
+    kafka: str,
+    pinot: PinotSettings,
+    mysql: MySQLSettings,
+    tmp_path: Path,
 ) -> Iterator[dict[str, str]]:
+    """The demo's environment, with either engine: the hand-written processors or the same
+    pipeline compiled from sql/pageview-pipeline.sql (``DEMO_ENGINE=ksql``)."""
     suffix = uuid.uuid4().hex[:8]
     group = f"test-demo-{suffix}"
     env = {
@@ -91,6 +99,9 @@ def demo_env(
         "USERS_SOURCE_TRANSACTIONAL_ID": f"test-demo-source-{suffix}",
         "EVENTS_RATE": "100",
         "STREAMS_CONSUMER_GROUP": group,
+        "DEMO_ENGINE": request.param,
+        "KSQL_CONSUMER_GROUP": f"{group}-ksql",
+        "KSQL_CATALOG_TOPIC": f"test-demo-catalog-{suffix}",
         "STREAMS_STATE_DIR": str(tmp_path / "state"),
         "DASHBOARD_PORT": str(free_port()),
         # The demo's `python` is this interpreter, whether or not its environment is activated.
