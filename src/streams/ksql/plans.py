@@ -33,6 +33,7 @@ from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic
 from quixstreams.models.serializers import Deserializer, Serializer
 from quixstreams.models.serializers.base import SerializationContext
+from quixstreams.models.topics.exceptions import TopicConfigurationError
 
 from contracts.partitioning import partition_for
 from streams import quix
@@ -97,7 +98,7 @@ class Routed(Encoded):
     windowed key: by the group alone, so that all of a group's windows share a partition)."""
 
     topic: Topic
-    partition: int
+    partition: int | None
 
 
 class EncodedSerializer(Serializer):
@@ -592,15 +593,24 @@ class QueryPlan:
         if self.sink.window is None:
             quix.produce_each(out, lambda enc: (topic, enc.key, enc.timestamp, None))
             return
-        split = self.sink.windowed_key_serde.split
+        split, partitions = self.sink.windowed_key_serde.split, _partition_count(topic)
 
         def windowed(enc: Encoded) -> quix.Destination:
             partition = None
-            if enc.key is not None:
-                partition = partition_for(split(enc.key)[0], topic.broker_config.num_partitions)
+            if enc.key is not None and partitions is not None:
+                partition = partition_for(split(enc.key)[0], partitions)
             return topic, enc.key, enc.timestamp, partition
 
         quix.produce_each(out, windowed)
+
+
+def _partition_count(topic: Topic) -> int | None:
+    """``topic``'s partitions on the broker; None for one that is not on a broker (a push
+    query's sink, whose records are printed, never produced)."""
+    try:
+        return topic.broker_config.num_partitions
+    except TopicConfigurationError:
+        return None
 
 
 def _key_encoder(sink: Source, keys: list[Callable[[dict], Any]]) -> Callable[[dict], bytes | None]:
@@ -815,6 +825,7 @@ class AggregatePlan(QueryPlan):
         functions of its group and bounds alone."""
         serde, write = self.sink.windowed_key_serde, self.sink.value_serde.row_writer()
         windowed, having, values = serde.windowed, self.having, self.values
+        partitions = _partition_count(topic)
         close = self._window_spec().effective_grace(self.emit)
         passed_key = f"{self.id}-passed"
         # A result row's columns, in this order: the group, the aggregates, the bounds.
@@ -853,7 +864,7 @@ class AggregatePlan(QueryPlan):
                 key = serde.inner.serialize(group)
                 if key is None:
                     raise formats.SerdeError("A windowed key needs a non-null key")
-                partition = partition_for(key, topic.broker_config.num_partitions)
+                partition = None if partitions is None else partition_for(key, partitions)
                 last[:] = text, group, key, partition
 
         def row_of(record: Any) -> dict[str, Any]:
