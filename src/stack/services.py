@@ -461,7 +461,7 @@ def _sr_env() -> dict[str, str]:
     # The "in-memory" distribution is Apicurio's SQL storage on H2; on a file instead of
     # jdbc:h2:mem its schemas and id sequences survive a restart, so schema ids already written
     # into topics keep resolving. H2 is embedded: the file opens no port.
-    return {"REGISTRY_DATASOURCE_URL": f"jdbc:h2:file:{_sr_data() / 'registry'}"}
+    return {"REGISTRY_DATASOURCE_URL": f"jdbc:h2:file:{_sr_data() / 'registry'};WRITE_DELAY=0"}
 
 
 SCHEMA_REGISTRY = Service(
