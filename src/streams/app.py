@@ -17,7 +17,7 @@ from quixstreams import Application
 
 from clients.logs import setup_logging
 from clients.settings import KafkaSettings, env, librdkafka_properties
-from streams import quix
+from streams import instance, quix
 from streams.operators.repartition import RepartitionPurger
 
 GUARANTEES = ("exactly-once", "at-least-once")
@@ -77,11 +77,18 @@ def create_app(args: argparse.Namespace) -> Application:
     ``STREAMS_PRODUCER_CONFIG`` / ``STREAMS_CONSUMER_CONFIG`` add librdkafka properties
     (``key=value,...``: security, batching); the partitioner can be overridden there too.
     From here on, SIGUSR1 prints every thread's stack to stderr: what a process that makes no
-    progress is waiting for.
+    progress is waiting for. Under exactly-once the state directory is this process's (see
+    :mod:`streams.instance`).
     """
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     setup_logging()
     quix.check_version()
+    transactions = {}
+    if args.processing_guarantee == "exactly-once":
+        try:
+            transactions["transactional.id"] = instance.claim(args.state_dir, args.consumer_group)
+        except instance.StateDirInUse as exc:
+            raise SystemExit(f"error: {exc}") from None
     return Application(
         broker_address=KafkaSettings.from_env().bootstrap_servers,
         consumer_group=args.consumer_group,
@@ -92,6 +99,7 @@ def create_app(args: argparse.Namespace) -> Application:
         producer_extra_config={
             "partitioner": "murmur2_random",
             **librdkafka_properties("STREAMS_PRODUCER_CONFIG"),
+            **transactions,
         },
         consumer_extra_config=librdkafka_properties("STREAMS_CONSUMER_CONFIG"),
     )

@@ -28,14 +28,14 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from producers import clickstream
 from streams.ksql import runner
-from tests.integration.apps import committed_input, read_all
+from tests.integration.apps import committed_input, read_all, recent_start
 
 pytestmark = pytest.mark.integration
 
 SEED = Path(__file__).resolve().parents[2].parent / "shared" / "ksql-statements"
 STATEMENTS = SEED / "seed-002-clickstream.sql"
 INPUTS = ("clickstream", "clickstream_codes", "clickstream_users")
-T0 = 1_700_000_040_000  # a multiple of 60 s
+T0 = recent_start(60_000)  # in the topics' time retention, a multiple of 60 s
 GAP = 30_000
 PLAN = clickstream.ClickPlan(
     count=600, start_ms=T0, step_ms=500, seed=3, pause_every=250, pause_ms=45_000

@@ -1,7 +1,8 @@
 """``python -m streams.ksql run`` on the native stack: it creates the topics the statements
 declare, runs each persistent query exactly-once in a consumer group of its own, dead-letters a
 bad record and goes on, resumes after a stop and after a SIGKILL of a query's process without
-reprocessing or losing anything. Every output is checked against a brute-force count.
+reprocessing or losing anything, and two instances share the work. Every output is checked
+against a brute-force count.
 """
 
 from __future__ import annotations
@@ -16,18 +17,20 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-from tests.integration.apps import create_topic, read_all
+from tests.integration.apps import create_topic, read_all, recent_start
 
 pytestmark = pytest.mark.integration
 
-T0 = 1_700_000_100_000  # a multiple of 5 minutes
+T0 = recent_start(300_000)  # in the sinks' time retention, a multiple of 5 minutes
 WINDOW = 300_000
 SOURCES = ("Homepage", "Inbox", "External")
 STATEMENTS = """
@@ -39,7 +42,7 @@ CREATE TABLE per_source WITH (KAFKA_TOPIC='{counts}') AS
   SELECT source, COUNT(*) AS views FROM pv
   WINDOW TUMBLING (SIZE 5 MINUTES) GROUP BY source EMIT CHANGES;
 
-CREATE STREAM inbox WITH (KAFKA_TOPIC='{inbox}', PARTITIONS=2) AS
+CREATE STREAM inbox WITH (KAFKA_TOPIC='{inbox}', PARTITIONS=2, RETENTION_MS=2592000000) AS
   SELECT session_id, user_id FROM pv WHERE source = 'Inbox' EMIT CHANGES;
 """
 
@@ -154,6 +157,11 @@ def wait_for_topics(admin: AdminClient, topics: list[str], timeout: float = 60) 
         time.sleep(0.5)
 
 
+def retention(admin: AdminClient, topic: str) -> str:
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    return admin.describe_configs([resource])[resource].result(timeout=30)["retention.ms"].value
+
+
 def window_counts(records) -> tuple[int, dict[tuple[str, int], int]]:
     """(how many updates, the latest count per (source, window start))."""
     latest = {}
@@ -172,18 +180,31 @@ def inbox_of(rows: list[dict]) -> Counter:
     return Counter((r["session_id"], r["user_id"]) for r in rows if r["source"] == "Inbox")
 
 
-def test_run_creates_topics_runs_each_query_and_resumes_exactly(kafka: str, tmp_path: Path):
-    admin = AdminClient({"bootstrap.servers": kafka})
+@dataclass
+class Pipeline:
+    """STATEMENTS on unique topics, with what a ``run`` of them needs."""
+
+    names: dict[str, str]
+    file: Path
+    group: str
+    env: dict[str, str]
+    dead: str
+
+    def run(self, kafka: str, state: Path) -> KsqlRun:
+        return KsqlRun(kafka, self.file, self.group, state, self.env)
+
+
+@pytest.fixture
+def pipeline(kafka: str, tmp_path: Path) -> Iterator[Pipeline]:
     suffix = uuid.uuid4().hex[:8]
     names = {
         "pv": f"test-ksql-pv-{suffix}",
         "counts": f"test-ksql-counts-{suffix}",
         "inbox": f"test-ksql-inbox-{suffix}",
     }
-    dead = create_topic(kafka, "ksql-dead", partitions=1)
     file = tmp_path / "pipeline.sql"
     file.write_text(STATEMENTS.format(**names))
-    group = f"test-ksql-{suffix}"
+    dead = create_topic(kafka, "ksql-dead", partitions=1)
     env = {
         "TOPIC_DEAD_LETTER": dead,
         "STREAMS_COMMIT_INTERVAL_S": "1",
@@ -191,12 +212,27 @@ def test_run_creates_topics_runs_each_query_and_resumes_exactly(kafka: str, tmp_
         "STREAMS_CONSUMER_CONFIG": "session.timeout.ms=10000",
         "KSQL_CATALOG_TOPIC": f"_test-ksql-catalog-{suffix}",
     }
-    first = KsqlRun(kafka, file, group, tmp_path / "a", env)
+    group = f"test-ksql-{suffix}"
+    yield Pipeline(names, file, group, env, dead)
+    admin = AdminClient({"bootstrap.servers": kafka})
+    internal = [t for t in admin.list_topics(timeout=10).topics if group in t]
+    catalog = env["KSQL_CATALOG_TOPIC"]
+    for future in admin.delete_topics([*internal, *names.values(), dead, catalog]).values():
+        future.exception(timeout=30)
+
+
+def test_run_creates_topics_runs_each_query_and_resumes_exactly(
+    kafka: str, tmp_path: Path, pipeline: Pipeline
+):
+    admin = AdminClient({"bootstrap.servers": kafka})
+    names, group, env, dead = pipeline.names, pipeline.group, pipeline.env, pipeline.dead
+    first = pipeline.run(kafka, tmp_path / "a")
     try:
         first.start()
         # The source declares PARTITIONS: created; the sinks: the source's count, or their own.
         partitions = wait_for_topics(admin, list(names.values()))
         assert partitions == {names["pv"]: 3, names["counts"]: 3, names["inbox"]: 2}
+        assert retention(admin, names["inbox"]) == "2592000000"  # RETENTION_MS, 30 days
 
         batch1 = views(300, seed=1, start=T0)
         produce(kafka, names["pv"], batch1, bad=b"{not json")
@@ -228,8 +264,7 @@ def test_run_creates_topics_runs_each_query_and_resumes_exactly(kafka: str, tmp_
         assert [m.key() for m in dead_letters] == [b"bad", b"bad"]
 
         # Stopped and started again, resuming its state and offsets: nothing is read twice,
-        # nothing is lost. (A second instance joining stalled a query's group in some runs,
-        # see the changelog; scale-out is not tested until that is understood.)
+        # nothing is lost.
         first.stop()
         first.start()
         batch2 = views(200, seed=2, start=T0 + 300 * 2_000)
@@ -251,16 +286,15 @@ def test_run_creates_topics_runs_each_query_and_resumes_exactly(kafka: str, tmp_
         kill_pass(first, "CTAS_PER_SOURCE_0")
         produce(kafka, names["pv"], batch3[150:])
         every = both + batch3
-        updates, latest = window_counts(read_all(kafka, names["counts"], len(every)))
+        # Within 50 s: the restarted pass has the killed one's transactional.id and aborts its
+        # open transaction at once; with a new id, everything would wait for the broker to time
+        # it out (60 s and its sweep).
+        updates, latest = window_counts(read_all(kafka, names["counts"], len(every), timeout=50))
         assert updates == len(every)
         assert latest == expected_counts(every)
         assert "exited with -9; restarting" in first.log.read_text()
     finally:
         first.stop()
-        internal = [t for t in admin.list_topics(timeout=10).topics if group in t]
-        catalog = env["KSQL_CATALOG_TOPIC"]
-        for future in admin.delete_topics([*internal, *names.values(), dead, catalog]).values():
-            future.exception(timeout=30)
 
 
 def test_a_source_over_a_missing_topic_stops_run_before_it_creates_anything(
@@ -284,3 +318,56 @@ def test_a_source_over_a_missing_topic_stops_run_before_it_creates_anything(
     assert f"Kafka topic does not exist: {missing}" in done.stderr
     topics = AdminClient({"bootstrap.servers": kafka}).list_topics(timeout=10).topics
     assert missing not in topics and sink not in topics
+
+
+def test_two_runs_share_each_querys_partitions_and_lose_nothing(
+    kafka: str, tmp_path: Path, pipeline: Pipeline
+):
+    """Scale-out: a second ``run`` joins every query's group and takes partitions; when the
+    first stops, the second goes on with its state. Every update is counted exactly once."""
+    admin = AdminClient({"bootstrap.servers": kafka})
+    names, group = pipeline.names, pipeline.group
+    first = pipeline.run(kafka, tmp_path / "a")
+    second = pipeline.run(kafka, tmp_path / "b")
+    try:
+        first.start()
+        wait_for_topics(admin, list(names.values()))
+        batch1 = views(300, seed=1, start=T0)
+        produce(kafka, names["pv"], batch1)
+        assert window_counts(read_all(kafka, names["counts"], len(batch1)))[0] == len(batch1)
+
+        second.start()
+        for query in ("CTAS_PER_SOURCE_0", "CSAS_INBOX_1"):
+            members = members_of(admin, f"{group}-{query}", want=2)
+            assert len(members) == 2, members
+        batch2 = views(200, seed=2, start=T0 + 300 * 2_000)
+        produce(kafka, names["pv"], batch2)
+        both = batch1 + batch2
+        updates, latest = window_counts(read_all(kafka, names["counts"], len(both)))
+        assert (updates, latest) == (len(both), expected_counts(both)), diagnosis(
+            kafka, names["counts"], f"{group}-CTAS_PER_SOURCE_0", names["pv"]
+        )
+        inbox = read_all(kafka, names["inbox"], sum(inbox_of(both).values()))
+        assert len(inbox) == sum(inbox_of(both).values()), diagnosis(
+            kafka, names["inbox"], f"{group}-CSAS_INBOX_1", names["pv"]
+        )
+
+        first.stop()
+        batch3 = views(300, seed=3, start=T0 + 500 * 2_000)
+        produce(kafka, names["pv"], batch3)
+        every = both + batch3
+        updates, latest = window_counts(read_all(kafka, names["counts"], len(every)))
+        assert (updates, latest) == (len(every), expected_counts(every))
+    finally:
+        first.stop()
+        second.stop()
+
+
+def members_of(admin: AdminClient, group: str, want: int, timeout: float = 60) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = admin.describe_consumer_groups([group])[group].result(timeout=30)
+        members = [m.member_id for m in state.members if m.assignment.topic_partitions]
+        if len(members) >= want or time.monotonic() > deadline:
+            return members
+        time.sleep(0.5)

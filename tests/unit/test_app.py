@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +150,45 @@ def test_sigusr1_prints_every_thread_s_stack_once_an_app_exists(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "still running" in done.stdout
     assert 'File "<string>", line 5 in <module>' in done.stderr
+
+
+def test_exactly_once_id_is_kept_in_the_state_dir_across_restarts(tmp_path):
+    """The same state directory gives the same transactional.id in the next process (so a
+    restart fences what a killed one left open); another directory, another id."""
+    script = (
+        "import sys\n"
+        "from tests.unit.test_app import parse\n"
+        "from streams.app import create_app\n"
+        "args = parse('--consumer-group', 'g', '--state-dir', sys.argv[1])\n"
+        "print(create_app(args).config.producer_extra_config['transactional.id'])\n"
+    )
+
+    def transactional_id(state: Path) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(state)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    first = transactional_id(tmp_path / "a")
+    assert first.startswith("g-") and len(first) == len("g-") + 32
+    assert transactional_id(tmp_path / "a") == first
+    assert transactional_id(tmp_path / "b") not in (first, "")
+
+
+def test_a_second_live_instance_on_one_state_dir_is_refused(tmp_path):
+    args = parse("--consumer-group", "g", "--state-dir", str(tmp_path))
+    create_app(args)
+    with pytest.raises(SystemExit, match=r"in use by another instance of consumer group 'g'"):
+        create_app(args)
+    # Another group's app may share the directory (Quix keeps each group's state apart).
+    create_app(parse("--consumer-group", "h", "--state-dir", str(tmp_path)))
+
+
+def test_at_least_once_takes_no_transactional_id_or_lock(tmp_path):
+    args = parse("--state-dir", str(tmp_path), "--processing-guarantee", "at-least-once")
+    assert "transactional.id" not in create_app(args).config.producer_extra_config
+    assert "transactional.id" not in create_app(args).config.producer_extra_config

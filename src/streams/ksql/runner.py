@@ -94,11 +94,12 @@ def passes(program: Program) -> list[Pass]:
 
 def ensure_topics(program: Program, admin: AdminClient) -> dict[str, int]:
     """Every topic the program reads or writes exists: missing declared sources with
-    PARTITIONS and missing sinks are created. Returns each topic's partition count."""
+    PARTITIONS and missing sinks are created (REPLICAS, and RETENTION_MS as the topic's
+    ``retention.ms``, as ksqlDB does). Returns each topic's partition count."""
     existing = {
         name: len(meta.partitions) for name, meta in admin.list_topics(timeout=30).topics.items()
     }
-    wanted: dict[str, tuple[int, int]] = {}  # topic -> (partitions, replicas)
+    wanted: dict[str, NewTopic] = {}
     sinks = {query.sink.topic for query in program.queries.values()}
     for source in program.catalog.sources.values():
         if source.topic in existing or source.topic in sinks:
@@ -107,8 +108,8 @@ def ensure_topics(program: Program, admin: AdminClient) -> dict[str, int]:
             raise KsqlError(
                 f"Kafka topic does not exist: {source.topic} (declare PARTITIONS to create it)"
             )
-        wanted[source.topic] = (int(source.partitions), _replicas(source.properties))
-    counts = {**existing, **{topic: p for topic, (p, _r) in wanted.items()}}
+        wanted[source.topic] = _new_topic(source.topic, int(source.partitions), source.properties)
+    counts = {**existing, **{topic: new.num_partitions for topic, new in wanted.items()}}
     for query in program.queries.values():  # in statement order: a sink may feed the next
         sink = query.sink
         if sink.topic in counts:
@@ -116,21 +117,22 @@ def ensure_topics(program: Program, admin: AdminClient) -> dict[str, int]:
         declared = sink.properties.get("PARTITIONS")
         inputs = [counts[source.topic] for source in query.inputs if source.topic in counts]
         partitions = int(declared) if declared else max(inputs, default=1)
-        wanted[sink.topic] = (partitions, _replicas(sink.properties))
+        wanted[sink.topic] = _new_topic(sink.topic, partitions, sink.properties)
         counts[sink.topic] = partitions
     if wanted:
-        futures = admin.create_topics(
-            [NewTopic(t, num_partitions=p, replication_factor=r) for t, (p, r) in wanted.items()]
-        )
-        for topic, future in futures.items():
+        for topic, future in admin.create_topics(list(wanted.values())).items():
             future.result(timeout=60)
-            logger.info("created topic %s (%d partitions)", topic, wanted[topic][0])
+            logger.info("created topic %s (%d partitions)", topic, wanted[topic].num_partitions)
     return counts
 
 
-def _replicas(properties: dict) -> int:
-    """REPLICAS, else the broker's default (-1)."""
-    return int(properties.get("REPLICAS", -1))
+def _new_topic(topic: str, partitions: int, properties: dict) -> NewTopic:
+    """REPLICAS, else the broker's default (-1); RETENTION_MS, else the broker's."""
+    config = {}
+    if "RETENTION_MS" in properties:
+        config["retention.ms"] = str(int(properties["RETENTION_MS"]))
+    replicas = int(properties.get("REPLICAS", -1))
+    return NewTopic(topic, num_partitions=partitions, replication_factor=replicas, config=config)
 
 
 def run_pass(program: Program, name: str, args: argparse.Namespace) -> None:
