@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -36,6 +37,7 @@ class Broker:
         )
         self.created: list[str] = []
         self._group_readers: dict[str, Consumer] = {}
+        self._marker_reader: Consumer | None = None
 
     def create_topics(
         self, names: Iterable[str], partitions: int, config: dict[str, str] | None = None
@@ -92,6 +94,33 @@ class Broker:
             if tp.offset >= 0
         }
 
+    def holds_records(self, tp: tuple[str, int], start: int, end: int) -> bool:
+        """Whether offsets [start, end) of a partition hold a committed record, as the app's
+        read_committed consumer would see it; markers and aborted records are skipped."""
+        if self._marker_reader is None:
+            self._marker_reader = Consumer(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "group.id": unique_name("markers"),
+                    "isolation.level": "read_committed",
+                    "enable.auto.commit": False,
+                    "logger": log,
+                }
+            )
+        reader, partition = self._marker_reader, TopicPartition(tp[0], tp[1])
+        reader.assign([TopicPartition(tp[0], tp[1], start)])
+        deadline = time.monotonic() + _TIMEOUT_S
+        try:
+            while time.monotonic() < deadline:
+                msg = reader.poll(0.1)
+                if msg is not None and msg.error() is None:
+                    return msg.offset() < end
+                if reader.position([partition])[0].offset >= end:
+                    return False
+            return True  # undecided: not done yet, asked again next poll
+        finally:
+            reader.unassign()
+
     def delete(self, topics: list[str]) -> None:
         # A name given twice fails the whole request (INVALID_REQUEST): every topic would stay.
         topics = list(dict.fromkeys(topics))
@@ -108,26 +137,33 @@ class Broker:
 
     def close(self) -> None:
         self._probe.close()
+        if self._marker_reader is not None:
+            self._marker_reader.close()
         for consumer in self._group_readers.values():
             consumer.close()
         self._group_readers.clear()
+
+
+#: Whether (topic, partition)'s offsets [start, end) hold a record, not only transaction markers.
+HoldsRecords = Callable[[tuple[str, int], int, int], bool]
 
 
 def group_done(
     committed: dict[tuple[str, int], int],
     ends: dict[tuple[str, int], int],
     input_topic: str,
-    transactional_slack: int = 1,
+    holds_records: HoldsRecords,
 ) -> bool:
     """Whether a consumer group has processed everything it reads.
 
     Input partitions must be committed to their end exactly. Other partitions (internal
     repartition topics an app writes and reads itself) are written in transactions under
-    exactly-once: each transaction leaves a commit marker at the end of the log, which the app
-    never commits past, so a gap of ``transactional_slack`` there is the marker, not a record.
+    exactly-once: each transaction leaves a commit marker, which the app never commits past
+    (it is not a record), and with several instances writing one partition, several markers
+    can trail its last record. There, a gap is done when ``holds_records`` finds only markers.
     """
     for tp, end in ends.items():
-        slack = 0 if tp[0] == input_topic else transactional_slack
-        if end - committed.get(tp, 0) > slack:
+        start = committed.get(tp, 0)
+        if end > start and (tp[0] == input_topic or holds_records(tp, start, end)):
             return False
     return True

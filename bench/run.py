@@ -139,7 +139,7 @@ def group_progress(broker: Broker, group: str, input_topic: str, total: int) -> 
             for t in [input_topic, *internal]
             for p, off in broker.end_offsets(t).items()
         }
-        return done, group_done(committed, ends, input_topic)
+        return done, group_done(committed, ends, input_topic, broker.holds_records)
 
     return progress
 
