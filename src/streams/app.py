@@ -83,7 +83,7 @@ def create_app(args: argparse.Namespace) -> Application:
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     setup_logging()
     quix.check_version()
-    transactions = {}
+    transactions: dict[str, str] = {}
     if args.processing_guarantee == "exactly-once":
         try:
             transactions["transactional.id"] = instance.claim(args.state_dir, args.consumer_group)
