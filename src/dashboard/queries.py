@@ -1,4 +1,4 @@
-"""The dashboard's four chart queries against the Pinot upsert tables.
+"""The page-view page's four chart queries against the Pinot upsert tables.
 
 Each table holds one current row per (group, window) thanks to upserts, so the queries read
 counts as they are; summing them would count a window once per update, the original bug.
@@ -106,15 +106,20 @@ class DashboardQueries:
         return self._run(sql, ["window_start", "source", "pageview_count"], "source")
 
     def _run(self, sql: str, columns: list[str], group: str) -> ChartData:
-        result = self._broker.query(sql)
-        log.info(
-            "query took %.1f ms (Pinot %.0f ms), %d rows: %s",
-            result.latency_ms,
-            result.pinot_time_ms,
-            len(result.rows),
-            sql,
-        )
-        frame = pd.DataFrame(result.rows, columns=columns)
-        # The query takes the newest points; charts and callers want them oldest first.
-        frame = frame.sort_values(["window_start", group], ignore_index=True)
-        return ChartData(frame, result.latency_ms, result.pinot_time_ms, sql)
+        return run_query(self._broker, sql, columns, ["window_start", group])
+
+
+def run_query(broker: PinotBroker, sql: str, columns: list[str], order: list[str]) -> ChartData:
+    """Run ``sql``, name its result's columns ``columns`` and sort them by ``order``."""
+    result = broker.query(sql)
+    log.info(
+        "query took %.1f ms (Pinot %.0f ms), %d rows: %s",
+        result.latency_ms,
+        result.pinot_time_ms,
+        len(result.rows),
+        sql,
+    )
+    frame = pd.DataFrame(result.rows, columns=columns)
+    # The queries take the newest points; charts and callers want them oldest first.
+    frame = frame.sort_values(order, ignore_index=True)
+    return ChartData(frame, result.latency_ms, result.pinot_time_ms, sql)

@@ -21,7 +21,7 @@ log = logging.getLogger("pinot.provision")
 def unique_specs(prefix: str, topics_by_kind: dict[str, str]) -> dict[str, TableSpec]:
     """Specs for ``topics_by_kind``'s kinds, renamed ``{prefix}_{kind}_{random}``."""
     suffix = uuid.uuid4().hex[:8]
-    tables = default_tables()
+    tables = default_tables(None)
     return {
         kind: tables[kind].with_names(table=f"{prefix}_{kind}_{suffix}", topic=topic)
         for kind, topic in topics_by_kind.items()

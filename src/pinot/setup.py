@@ -1,4 +1,7 @@
-"""Create or update the Pinot schemas and tables for topics 5-8: ``python -m pinot.setup``.
+"""Create or update Pinot schemas and tables: ``python -m pinot.setup [--family clickstream]``.
+
+The page-view family (topics 5-8) by default; ``--family clickstream`` sets up the tables on the
+clickstream tutorial's ksqlDB sinks, which ``streams.ksql run`` must have created first.
 
 Idempotent: an existing schema or table is updated in place, a missing one is created, so the
 command is safe to run on every deploy. It then waits until each table answers a query, which
@@ -17,6 +20,8 @@ from clients.logs import setup_logging
 from clients.settings import PinotSettings
 from pinot.client import PinotBroker, PinotController, PinotError
 from pinot.tables import (
+    FAMILIES,
+    PAGEVIEWS,
     TableSpec,
     default_tables,
     kafka_broker_list,
@@ -34,8 +39,10 @@ def apply_table(
     spec: TableSpec,
     broker_list: str | None = None,
     retention_days: int | None = None,
+    topic_wait_s: float = TOPIC_WAIT_S,
 ) -> str:
-    """Create or update ``spec``'s schema, then its table; return what was done."""
+    """Create or update ``spec``'s schema, then its table; return what was done. A missing
+    topic is waited for up to ``topic_wait_s``."""
     schema = schema_config(spec)
     existing_schema = controller.get_schema(spec.table)
     if existing_schema is None:
@@ -43,7 +50,7 @@ def apply_table(
     elif existing_schema != schema:
         controller.update_schema(schema)
     config = table_config(spec, broker_list=broker_list, retention_days=retention_days)
-    deadline = time.monotonic() + TOPIC_WAIT_S
+    deadline = time.monotonic() + topic_wait_s
     while True:
         try:
             if controller.get_realtime_table(spec.table) is None:
@@ -97,9 +104,10 @@ def setup_tables(
     broker_list: str | None = None,
     retention_days: int | None = None,
     timeout_s: float = 120.0,
+    topic_wait_s: float = TOPIC_WAIT_S,
 ) -> None:
     for spec in specs:
-        action = apply_table(controller, spec, broker_list, retention_days)
+        action = apply_table(controller, spec, broker_list, retention_days, topic_wait_s)
         log.info("%s table %s (topic %s)", action, spec.table, spec.topic)
     wait_until_queryable(broker, [spec.table for spec in specs], timeout_s)
 
@@ -117,12 +125,19 @@ def _assignments(values: list[str], flag: str, kinds: Iterable[str]) -> dict[str
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    tables = default_tables()
+    tables = default_tables(None)
     settings = PinotSettings.from_env()
     parser = argparse.ArgumentParser(
         prog="python -m pinot.setup",
-        description="Create or update the Pinot upsert tables for topics 5-8 (idempotent), "
-        "then wait until they answer queries.",
+        description="Create or update Pinot upsert tables (idempotent), then wait until they "
+        "answer queries: by default the four on topics 5-8.",
+    )
+    parser.add_argument(
+        "--family",
+        choices=FAMILIES,
+        default=PAGEVIEWS,
+        help="which tables: pageviews (topics 5-8, the default) or clickstream (the sinks of "
+        "the clickstream tutorial's statements)",
     )
     parser.add_argument(
         "--controller",
@@ -142,7 +157,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--only",
         action="append",
         choices=sorted(tables),
-        help="set up only this table kind (repeatable); default: all four",
+        help="set up only this table kind (repeatable); default: all of --family",
     )
     parser.add_argument(
         "--table",
@@ -156,21 +171,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="KIND=TOPIC",
-        help="override a source topic, e.g. session=my_topic8 (default from TOPIC_* variables)",
+        help="override a source topic, e.g. session=my_topic8 (default from TOPIC_* variables; "
+        "the ksqlDB sink names for the clickstream family)",
     )
     parser.add_argument(
         "--retention-days", type=int, default=None, help="time retention (PINOT_RETENTION_DAYS, 7)"
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for queries")
+    parser.add_argument(
+        "--topic-timeout",
+        type=float,
+        default=TOPIC_WAIT_S,
+        help=f"seconds to wait for a missing source topic (default {TOPIC_WAIT_S:.0f}), e.g. "
+        "for the sinks a starting `streams.ksql run` creates",
+    )
     parser.add_argument("--drop", action="store_true", help="delete the tables and schemas instead")
     return parser.parse_args(argv)
 
 
 def selected_specs(args: argparse.Namespace) -> list[TableSpec]:
-    tables = default_tables()
+    tables = default_tables(None)
     names = _assignments(args.table, "--table", tables)
     topics = _assignments(args.topic, "--topic", tables)
-    kinds = args.only or list(tables)
+    kinds = args.only or [k for k, spec in tables.items() if spec.family == args.family]
     return [tables[k].with_names(table=names.get(k), topic=topics.get(k)) for k in kinds]
 
 
@@ -192,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             broker_list=args.kafka_broker_list,
             retention_days=args.retention_days,
             timeout_s=args.timeout,
+            topic_wait_s=args.topic_timeout,
         )
     except (PinotError, ValueError) as exc:
         log.error("%s", exc)

@@ -36,7 +36,8 @@ import orjson
 from tqdm import tqdm
 
 from clients.logs import setup_logging
-from clients.settings import env
+from clients.settings import KafkaSettings, env
+from contracts import topics
 from producers.kafka import CheckedProducer
 
 logger = logging.getLogger("producers.clickstream")
@@ -267,16 +268,42 @@ def main(argv: list[str] | None = None) -> None:
         default=env("TOPIC_CLICKSTREAM_CODES", "clickstream_codes"),
         help="env TOPIC_CLICKSTREAM_CODES",
     )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=topics.PARTITIONS,
+        help="partitions of the three topics if they are missing (env TOPIC_PARTITIONS; "
+        "default 5; the joins need the clicks and the users co-partitioned)",
+    )
+    parser.add_argument(
+        "--tables-only",
+        action="store_true",
+        help="create the topics and write the two tables, then exit (no clicks)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     setup_logging()
+    compact = {"cleanup.policy": "compact"}  # tables: the latest row per key
+    created = topics.create_all(
+        KafkaSettings.from_env().bootstrap_servers,
+        [
+            topics.TopicSpec(args.topic, args.partitions, topics.REPLICATION),
+            topics.TopicSpec(args.users_topic, args.partitions, topics.REPLICATION, compact),
+            topics.TopicSpec(args.codes_topic, args.partitions, topics.REPLICATION, compact),
+        ],
+    )
+    for name in created:
+        logger.info("created topic %s (%d partitions)", name, args.partitions)
     kafka = CheckedProducer()
     now = int(time.time() * 1000)
     tables = ((args.codes_topic, codes()), (args.users_topic, users(args.users, args.seed)))
     for topic, records in tables:
         for key, value, _ts in records:
             kafka.produce(topic, key, value, timestamp=now)
-    kafka.finish()
+    table_rows = kafka.finish()  # a running total of what was delivered
+    if args.tables_only:
+        logger.info("%d table rows sent to %s and %s", table_rows, *(t for t, _ in tables))
+        return
     step = args.step_ms or (round(1000 / args.rate) if args.rate else 100)
     plan = ClickPlan(
         count=args.count or 2**62,
@@ -297,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
             bar.update(1)
             if sent % 1024 == 0:
                 kafka.poll()
-    logger.info("%d clicks sent to %s", kafka.finish(), args.topic)
+    logger.info("%d clicks sent to %s", kafka.finish() - table_rows, args.topic)
 
 
 if __name__ == "__main__":

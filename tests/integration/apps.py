@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from contracts.records import window_key
@@ -102,12 +102,27 @@ def read_all(kafka: str, topic: str, expected: int, timeout: float = 180.0) -> l
     return records
 
 
+_COORDINATOR_MOVING = (
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+)
+
+
 def committed_input(kafka: str, topic: str, group: str) -> int:
-    """How many input records the app's group has committed (its transactions' offsets)."""
+    """How many input records the app's group has committed (its transactions' offsets); 0
+    while the group's coordinator is still moving or loading (a fresh broker's first groups)."""
     consumer = Consumer({"bootstrap.servers": kafka, "group.id": group})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        try:
+            committed = consumer.committed(
+                [TopicPartition(topic, p) for p in partitions], timeout=10
+            )
+        except KafkaException as exc:
+            if exc.args[0].code() in _COORDINATOR_MOVING:
+                return 0
+            raise
         return sum(max(tp.offset, 0) for tp in committed)
     finally:
         consumer.close()

@@ -2,16 +2,13 @@
 
 Streamlit is started on a free 127.0.0.1 port against unique tables loaded through Kafka;
 Debian's Chromium (no browser download) must render all charts with no error element, and
-the page is saved as ``artifacts/dashboard.png``.
+the page is saved as ``artifacts/dashboard.png``. (The clickstream page is tested on the
+tutorial's real output in ``test_ksql_clickstream``.)
 """
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -19,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from clients.settings import PinotSettings
 from contracts.records import SOURCES
@@ -27,22 +23,12 @@ from dashboard.queries import DashboardQueries
 from pinot.client import PinotBroker, PinotController
 from pinot.kafka_load import TransactionalWriter
 from pinot.provision import temporary_tables, unique_specs
+from tests.integration.browser import assert_no_error_shown, chromium, dashboard, screenshot
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 MIN = 60_000
 NOW = (int(time.time() * 1000) // MIN) * MIN
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def rows(kind: str) -> list[dict[str, object]]:
@@ -99,105 +85,39 @@ def loaded_tables(
         yield {f"PINOT_TABLE_{k.upper()}": s.table for k, s in specs.items()}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def dashboard_url(
     loaded_tables: dict[str, str], pinot: PinotSettings, tmp_path: Path
 ) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, **loaded_tables, "PINOT_BROKER_URL": pinot.broker_url}
-    log = (tmp_path / "streamlit.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "src/dashboard/app.py"),
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--server.fileWatcherType",
-            "none",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{url}/_stcore/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert process.poll() is None, (tmp_path / "streamlit.log").read_text()
-            assert time.monotonic() < deadline, "streamlit did not start"
-            time.sleep(0.5)
+    env = {**loaded_tables, "PINOT_BROKER_URL": pinot.broker_url}
+    with dashboard(env, tmp_path / "streamlit.log") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
 
 
 def test_dashboard_renders_all_charts_in_chromium(dashboard_url: str, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    artifacts = ROOT / "artifacts"
-    artifacts.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),  # a fresh --user-data-dir
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 2600},
-            # Far from UTC: labels in the browser's local time would show other hours.
-            timezone_id="America/New_York",
+    with chromium(tmp_path / "chromium-profile", height=2600) as page:
+        page.goto(dashboard_url)
+        page.get_by_text("Last updated").wait_for(timeout=60_000)
+        charts = page.locator('[data-testid="stVegaLiteChart"]')
+        # Country page views + average age, tumbling, hopping, session.
+        page.wait_for_function(
+            'document.querySelectorAll(\'[data-testid="stVegaLiteChart"] canvas, '
+            '[data-testid="stVegaLiteChart"] svg.marks\').length >= 5',
+            timeout=60_000,
         )
-        try:
-            page = browser.new_page()
-            page.goto(dashboard_url)
-            page.get_by_text("Last updated").wait_for(timeout=60_000)
-            charts = page.locator('[data-testid="stVegaLiteChart"]')
-            # Country page views + average age, tumbling, hopping, session.
-            page.wait_for_function(
-                'document.querySelectorAll(\'[data-testid="stVegaLiteChart"] canvas, '
-                '[data-testid="stVegaLiteChart"] svg.marks\').length >= 5',
-                timeout=60_000,
-            )
-            assert charts.count() == 5
-            for heading in (
-                "Page views and average age by country",
-                "Tumbling windows (5 min)",
-                "Hopping windows (5 min, every 1 min)",
-                "Sessions (5 min gap)",
-            ):
-                assert page.get_by_role("heading", name=heading).count() == 1
-            assert page.locator('[data-testid="stException"]').count() == 0
-            assert (
-                page.locator('[data-testid="stAlert"], [data-testid="stAlertContainer"]').count()
-                == 0
-            )
-            # Every chart got all 18 rows (6 windows x 3 groups) and shows its query latency.
-            assert page.get_by_text(re.compile(r"^18 points · query \d+ ms")).count() == 4
-            assert_time_axes_in_utc(page)
-            page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
-        finally:
-            browser.close()
+        assert charts.count() == 5
+        for heading in (
+            "Page views and average age by country",
+            "Tumbling windows (5 min)",
+            "Hopping windows (5 min, every 1 min)",
+            "Sessions (5 min gap)",
+        ):
+            assert page.get_by_role("heading", name=heading).count() == 1
+        assert_no_error_shown(page)
+        # Every chart got all 18 rows (6 windows x 3 groups) and shows its query latency.
+        assert page.get_by_text(re.compile(r"^18 points · query \d+ ms")).count() == 4
+        assert_time_axes_in_utc(page)
+        screenshot(page, "dashboard.png")
 
 
 def assert_time_axes_in_utc(page: Any) -> None:

@@ -2,9 +2,10 @@
 
 The demo runs on the started native stack with every name it writes made unique (topics, Pinot
 tables, the MySQL table, consumer group, transactional id, state directory, dashboard port), so
-it shares the stack with the other tests; it runs once with the hand-written processors, once
-with the pipeline compiled from sql/pageview-pipeline.sql (``DEMO_ENGINE=ksql``). It must
-produce windowed counts, and SIGTERM to the script must stop every process it started: none is
+it shares the stack with the other tests; it runs once with the hand-written processors and the
+clickstream tutorial (``DEMO_CLICKSTREAM``), once with the pipeline compiled from
+sql/pageview-pipeline.sql (``DEMO_ENGINE=ksql``). It must produce windowed counts (and the
+tutorial's, in Pinot), and SIGTERM to the script must stop every process it started: none is
 left in its session afterwards.
 """
 
@@ -27,13 +28,17 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 
 from clients.settings import MySQLSettings, PinotSettings
+from pinot.client import PinotBroker
+from pinot.tables import CLICKSTREAM, FAMILIES, default_tables
 from producers.mysql import connect
 from tests.integration.apps import TOPIC_VARIABLES
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLE_KINDS = ("country", "tumbling", "hopping", "session")
+TUTORIAL = ROOT.parent / "shared" / "ksql-statements" / "seed-002-clickstream.sql"
+#: The tutorial's topics are named in its statements: the test removes them afterwards.
+TUTORIAL_TOPICS = ("clickstream", "clickstream_codes", "clickstream_users")
 
 
 def free_port() -> int:
@@ -86,14 +91,15 @@ def demo_env(
     mysql: MySQLSettings,
     tmp_path: Path,
 ) -> Iterator[dict[str, str]]:
-    """The demo's environment, with either engine: the hand-written processors or the same
-    pipeline compiled from sql/pageview-pipeline.sql (``DEMO_ENGINE=ksql``)."""
+    """The demo's environment, with either engine: the hand-written processors (and the
+    clickstream tutorial) or the same pipeline compiled from sql/pageview-pipeline.sql
+    (``DEMO_ENGINE=ksql``)."""
     suffix = uuid.uuid4().hex[:8]
     group = f"test-demo-{suffix}"
     env = {
         **os.environ,
         **{var: f"test-demo-{var[6:].lower()}-{suffix}" for var in TOPIC_VARIABLES},
-        **{f"PINOT_TABLE_{kind.upper()}": f"demo_{kind}_{suffix}" for kind in TABLE_KINDS},
+        **{f"PINOT_TABLE_{kind.upper()}": f"demo_{kind}_{suffix}" for kind in default_tables(None)},
         "USERS_TABLE": f"demo_users_{suffix}",
         "USERS_COUNT": "50",
         "USERS_SOURCE_TRANSACTIONAL_ID": f"test-demo-source-{suffix}",
@@ -107,12 +113,19 @@ def demo_env(
         # The demo's `python` is this interpreter, whether or not its environment is activated.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
+    if request.param == "python":
+        env["DEMO_CLICKSTREAM"] = str(TUTORIAL)
     yield env
-    subprocess.run(
-        [sys.executable, "-m", "pinot.setup", "--drop"], cwd=ROOT, env=env, check=False, timeout=120
-    )
+    for family in FAMILIES:
+        drop = [sys.executable, "-m", "pinot.setup", "--drop", "--family", family]
+        subprocess.run(drop, cwd=ROOT, env=env, check=False, timeout=120)
     admin = AdminClient({"bootstrap.servers": kafka})
-    names = [t for t in admin.list_topics(timeout=15).topics if suffix in t]
+    tutorial = {*TUTORIAL_TOPICS, *(s.topic for s in default_tables(CLICKSTREAM).values())}
+    names = [
+        t
+        for t in admin.list_topics(timeout=15).topics
+        if suffix in t or ("DEMO_CLICKSTREAM" in env and t in tutorial)
+    ]
     if names:
         for future in admin.delete_topics(names).values():
             with contextlib.suppress(Exception):  # cleanup must not mask the test's result
@@ -123,7 +136,7 @@ def demo_env(
 
 
 def test_demo_counts_page_views_and_sigterm_stops_every_process(
-    kafka: str, demo_env: dict[str, str], tmp_path: Path
+    kafka: str, pinot: PinotSettings, demo_env: dict[str, str], tmp_path: Path
 ) -> None:
     log_path = tmp_path / "demo.log"
     with log_path.open("w") as log:
@@ -150,6 +163,20 @@ def test_demo_counts_page_views_and_sigterm_stops_every_process(
                 if requests.get(url, timeout=2).ok:
                     tumbling = committed_records(kafka, demo_env["TOPIC_TUMBLING"])
             time.sleep(1)
+        if "DEMO_CLICKSTREAM" in demo_env:
+            # The tutorial's events per minute reach its Pinot table and the dashboard's page.
+            table = demo_env["PINOT_TABLE_EVENTS_PER_MIN"]
+            broker = PinotBroker(pinot.broker_url)
+            while not broker.query(f"SELECT COUNT(*) FROM {table}").rows[0][0]:
+                assert demo.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "no clickstream rows in Pinot\n" + (
+                    log_path.read_text()
+                )
+                time.sleep(1)
+            page = requests.get(
+                f"http://127.0.0.1:{demo_env['DASHBOARD_PORT']}/clickstream", timeout=10
+            )
+            assert page.ok
         started = session_processes(demo.pid)
         assert len(started) >= 5, started  # bash, users source, events, streams, streamlit
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +29,16 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from clients.settings import PinotSettings
+from dashboard.clickstream_page import TITLES
+from dashboard.queries import MAX_POINTS
+from pinot.client import PinotBroker, PinotController
+from pinot.provision import temporary_tables, unique_specs
+from pinot.tables import CLICKSTREAM, default_tables
 from producers import clickstream
 from streams.ksql import runner
 from tests.integration.apps import committed_input, read_all, recent_start
+from tests.integration.browser import assert_no_error_shown, chromium, dashboard, screenshot
 
 pytestmark = pytest.mark.integration
 
@@ -201,9 +211,21 @@ def decode(sink: Any, records: list) -> tuple[Latest, Counter]:
     return latest, seen
 
 
-def test_the_clickstream_tutorial_runs_as_is_and_every_query_is_exact(
-    kafka: str, tmp_path: Path
-) -> None:
+@dataclass
+class Tutorial:
+    """The tutorial's run: its sinks, what each must hold, and what each held."""
+
+    sinks: dict[str, Any]
+    want: dict[str, Any]
+    minimum: dict[str, int]
+    records: dict[str, list] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def tutorial(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tutorial]:
+    """The generator's three topics and ``streams.ksql run`` of the statements, as-is, until
+    every sink holds at least what it must; the run is stopped (and must exit 0) at the end."""
+    tmp_path = tmp_path_factory.mktemp("clickstream")
     admin = AdminClient({"bootstrap.servers": kafka})
     suffix = uuid.uuid4().hex[:8]
     prefix, group = f"test-cs-{suffix}-", f"test-cs-{suffix}"
@@ -254,26 +276,22 @@ def test_the_clickstream_tutorial_runs_as_is_and_every_query_is_exact(
         session_users = [key[0] for key, _start, _end in want["CLICK_USER_SESSIONS"]]
         assert len(session_users) > len(set(session_users))
 
-        sinks = {q.sink.name: q.sink for q in program.queries.values()}
-        minimum = {
-            "USER_CLICKSTREAM": len(rows),
-            "ENRICHED_ERROR_CODES": len(rows),
-            "EVENTS_PER_MIN": len(rows),
-            "PAGES_PER_MIN": sum(v["PAGES"] for v in want["PAGES_PER_MIN"].values()),
-            "ERRORS_PER_MIN": sum(v["ERRORS"] for v in want["ERRORS_PER_MIN"].values()),
-        }
-        for name, sink in sinks.items():
+        run = Tutorial(
+            sinks={q.sink.name: q.sink for q in program.queries.values()},
+            want=want,
+            minimum={
+                "USER_CLICKSTREAM": len(rows),
+                "ENRICHED_ERROR_CODES": len(rows),
+                "EVENTS_PER_MIN": len(rows),
+                "PAGES_PER_MIN": sum(v["PAGES"] for v in want["PAGES_PER_MIN"].values()),
+                "ERRORS_PER_MIN": sum(v["ERRORS"] for v in want["ERRORS_PER_MIN"].values()),
+            },
+        )
+        for name, sink in run.sinks.items():
             assert sink.topic == f"{prefix}{name}"
-            records = read_all(kafka, sink.topic, minimum.get(name, len(want[name])), timeout=300)
-            latest, seen = decode(sink, records)
-            if sink.kind == "STREAM":
-                assert seen == want[name], name
-            elif name == "CLICK_USER_SESSIONS":
-                assert {k: v for k, v in latest.items() if v is not None} == want[name]
-            else:
-                assert latest == want[name], name
-            if name in ("EVENTS_PER_MIN", "ERRORS_PER_MIN"):
-                assert len(records) == minimum[name], name  # one update per row: none twice
+            least = run.minimum.get(name, len(want[name]))
+            run.records[name] = read_all(kafka, sink.topic, least, timeout=300)
+        yield run
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(120)
@@ -281,3 +299,95 @@ def test_the_clickstream_tutorial_runs_as_is_and_every_query_is_exact(
         for future in admin.delete_topics([*internal, *INPUTS]).values():
             future.exception(timeout=30)
     assert process.returncode == 0, (tmp_path / "run.log").read_text()
+
+
+def test_the_clickstream_tutorial_runs_as_is_and_every_query_is_exact(
+    tutorial: Tutorial,
+) -> None:
+    for name, sink in tutorial.sinks.items():
+        records, want = tutorial.records[name], tutorial.want[name]
+        latest, seen = decode(sink, records)
+        if sink.kind == "STREAM":
+            assert seen == want, name
+        elif name == "CLICK_USER_SESSIONS":
+            assert {k: v for k, v in latest.items() if v is not None} == want
+        else:
+            assert latest == want, name
+        if name in ("EVENTS_PER_MIN", "ERRORS_PER_MIN"):
+            assert len(records) == tutorial.minimum[name], name  # one update per row: none twice
+
+
+def pinot_rows(broker: PinotBroker, table: str, columns: list[str]) -> list[tuple]:
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    return sorted(tuple(r) for r in broker.query(f"SELECT {quoted} FROM {table} LIMIT 100000").rows)
+
+
+def in_pinot(name: str, want: Latest, columns: list[str]) -> list[tuple]:
+    """The rows a sink's Pinot table must hold: its live rows, one per primary key."""
+    rows = [v for v in want.values() if v is not None]
+    if name == "CLICK_USER_SESSIONS":  # one row per user: the latest session
+        latest: dict[str, dict] = {}
+        for row in sorted(rows, key=lambda r: r["EVENT_TS"]):
+            latest[row["USERNAME"]] = row
+        rows = list(latest.values())
+    return sorted(tuple(row[c] for c in columns) for row in rows)
+
+
+def test_the_tutorials_tables_reach_pinot_and_its_dashboard_page(
+    tutorial: Tutorial, pinot: PinotSettings, tmp_path: Path
+) -> None:
+    """Pinot tables on the sinks hold exactly the latest rows (tombstones and updates applied as
+    upserts); the dashboard's clickstream page draws all seven panels from them in Chromium."""
+    tables = default_tables(CLICKSTREAM)
+    topics = {kind: tutorial.sinks[spec.topic].topic for kind, spec in tables.items()}
+    specs = unique_specs("cs", topics)
+    broker = PinotBroker(pinot.broker_url)
+    with temporary_tables(PinotController(pinot.controller_url), broker, specs.values()):
+        for kind, spec in specs.items():
+            name = tables[kind].topic
+            columns = [c.name for c in tutorial.sinks[name].value_columns]
+            want = in_pinot(name, tutorial.want[name], columns)
+            deadline = time.monotonic() + 120
+            while (got := pinot_rows(broker, spec.table, columns)) != want:
+                assert time.monotonic() < deadline, (name, len(got), len(want))
+                time.sleep(1)
+
+        env = {f"PINOT_TABLE_{k.upper()}": s.table for k, s in specs.items()}
+        with (
+            dashboard({**env, "PINOT_BROKER_URL": pinot.broker_url}, tmp_path / "st.log") as url,
+            chromium(tmp_path / "chromium-profile", height=2400) as page,
+        ):
+            # The run's event times are a day old.
+            page.goto(f"{url}/clickstream?range=Last%207%20days")
+            page.get_by_text("Last updated").wait_for(timeout=60_000)
+            page.wait_for_function(
+                "document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] svg.marks')"
+                ".length >= 5",
+                timeout=60_000,
+            )
+            assert page.locator('[data-testid="stVegaLiteChart"]').count() == 5
+            tables = page.locator('[data-testid="stDataFrame"]')
+            tables.nth(1).wait_for(timeout=30_000)  # its component loads on first use
+            assert tables.count() == 2
+            for heading in TITLES:
+                assert page.get_by_role("heading", name=heading).count() == 1, heading
+            assert_no_error_shown(page)
+            want = tutorial.want
+
+            def points(name: str, per_window: bool = False) -> int:
+                rows = [v for v in want[name].values() if v is not None]
+                return min(MAX_POINTS, len({r["EVENT_TS"] for r in rows} if per_window else rows))
+
+            counts = [
+                points("EVENTS_PER_MIN", per_window=True),
+                points("PAGES_PER_MIN", per_window=True),
+                points("ERRORS_PER_MIN"),
+                points("ERRORS_PER_MIN_ALERT"),
+                points("ENRICHED_ERROR_CODES_COUNT"),
+                len({r["USERNAME"] for r in want["CLICK_USER_SESSIONS"].values()}),
+                points("USER_IP_ACTIVITY"),
+            ]
+            captions = page.get_by_text(re.compile(r"^\d+ points · query \d+ ms"))
+            shown = [int(captions.nth(i).inner_text().split()[0]) for i in range(captions.count())]
+            assert shown == counts
+            screenshot(page, "clickstream-dashboard.png")

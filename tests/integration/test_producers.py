@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import pymysql
 import pytest
 from confluent_kafka import IsolationLevel, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -200,3 +200,35 @@ def test_a_failed_delivery_is_an_error_not_a_silent_loss(mysql, table):
     assert result.returncode != 0
     assert "was not delivered" in result.stderr
     assert "UNKNOWN_TOPIC" in result.stderr or "Unknown topic" in result.stderr
+
+
+def test_the_clickstream_generator_creates_its_topics_then_fills_them(kafka: str) -> None:
+    """On a broker without its topics (auto-creation is off), as on a fresh stack."""
+    suffix = uuid.uuid4().hex[:8]
+    names = {var: f"test-cs-gen-{suffix}-{var.lower()}" for var in ("CLICKS", "USERS", "CODES")}
+    env = {
+        "TOPIC_CLICKSTREAM": names["CLICKS"],
+        "TOPIC_CLICKSTREAM_USERS": names["USERS"],
+        "TOPIC_CLICKSTREAM_CODES": names["CODES"],
+    }
+    admin = AdminClient({"bootstrap.servers": kafka})
+    try:
+        args = ("--count", "50", "--users", "7", "--partitions", "3", "--quiet")
+        result = run("producers.clickstream", *args, env=env)
+        assert f"50 clicks sent to {names['CLICKS']}" in result.stderr
+        metadata = admin.list_topics(timeout=10).topics
+        assert {len(metadata[n].partitions) for n in names.values()} == {3}
+        configs = admin.describe_configs(
+            [ConfigResource(ConfigResource.Type.TOPIC, n) for n in names.values()]
+        )
+        policies = {r.name: f.result()["cleanup.policy"].value for r, f in configs.items()}
+        assert policies == {
+            names["CLICKS"]: "delete",
+            names["USERS"]: "compact",
+            names["CODES"]: "compact",
+        }
+        assert len(read_all(kafka, names["CLICKS"], 50, timeout=60)) == 50
+        assert len(read_all(kafka, names["USERS"], 7, timeout=60)) == 7
+    finally:
+        for future in admin.delete_topics(list(names.values())).values():
+            future.exception(timeout=30)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from contracts import topics
 from pinot.client import PinotController, PinotUnavailable
 from pinot.setup import main, parse_args, selected_specs
-from pinot.tables import default_tables, schema_config, table_config
+from pinot.tables import CLICKSTREAM, default_tables, schema_config, table_config
+from streams.ksql.compiler import compile_sql
+
+SEED = Path(__file__).resolve().parents[2].parent / "shared" / "ksql-statements"
 
 EXPECTED = {
     "country": ("pageview_country", topics.PAGEVIEWS_BY_COUNTRY, "country"),
@@ -19,7 +24,7 @@ EXPECTED = {
 
 @pytest.fixture(autouse=True)
 def _default_names(monkeypatch: pytest.MonkeyPatch) -> None:
-    for kind in EXPECTED:
+    for kind in default_tables(None):
         monkeypatch.delenv(f"PINOT_TABLE_{kind.upper()}", raising=False)
     for var in ("PINOT_KAFKA_BROKER_LIST", "PINOT_REPLICAS", "PINOT_RETENTION_DAYS"):
         monkeypatch.delenv(var, raising=False)
@@ -95,3 +100,62 @@ def test_unreachable_controller_is_a_clear_error(caplog: pytest.LogCaptureFixtur
         PinotController("http://127.0.0.1:9").get_schema("x")
     assert main(["--controller", "http://127.0.0.1:9", "--only", "country"]) == 1
     assert "Pinot controller at http://127.0.0.1:9 is unreachable" in caplog.text
+
+
+def columns_of(schema: dict) -> dict[str, str]:
+    return {
+        f["name"]: f["dataType"]
+        for part in ("dimensionFieldSpecs", "metricFieldSpecs", "dateTimeFieldSpecs")
+        for f in schema[part]
+    }
+
+
+def test_clickstream_tables_hold_the_tutorials_sinks_as_ksqldb_writes_them() -> None:
+    """Each table reads one sink of the tutorial's statements, with the sink's value columns
+    under their names and types, and is keyed by group and window start (EVENT_TS)."""
+    program = compile_sql((SEED / "seed-002-clickstream.sql").read_text())
+    sinks = {q.sink.topic: q.sink for q in program.queries.values()}
+    pinot_type = {"INTEGER": "INT", "BIGINT": "LONG", "STRING": "STRING"}
+    specs = default_tables(CLICKSTREAM)
+    assert sorted(specs) == [
+        "click_user_sessions",
+        "enriched_error_codes_count",
+        "errors_per_min",
+        "errors_per_min_alert",
+        "events_per_min",
+        "pages_per_min",
+        "user_ip_activity",
+    ]
+    assert {spec.topic for spec in specs.values()} == {
+        topic for topic, sink in sinks.items() if sink.kind == "TABLE"
+    }
+    for kind, spec in specs.items():
+        schema, config = schema_config(spec), table_config(spec)
+        sink = sinks[spec.topic]
+        assert schema["schemaName"] == config["tableName"] == f"clickstream_{kind}"
+        assert columns_of(schema) == {
+            c.name: pinot_type[str(c.type)] for c in sink.value_columns
+        }, kind
+        key = schema["primaryKeyColumns"]
+        if kind == "click_user_sessions":
+            # Tombstones of merged-away sessions never reach Pinot: one row per user.
+            assert key == ["USERNAME"]
+        else:
+            assert key == [
+                *(c.name for c in sink.value_columns[:-1] if c.name != "EVENT_TS"),
+                "EVENT_TS",
+            ]
+        assert spec.group_column == key[0]
+        assert config["segmentsConfig"]["timeColumnName"] == "EVENT_TS"
+        assert config["upsertConfig"] == {"mode": "FULL", "comparisonColumn": "EVENT_TS"}
+        assert config["tableIndexConfig"]["rangeIndexColumns"] == ["EVENT_TS"]
+
+
+def test_setup_picks_a_family() -> None:
+    assert [s.kind for s in selected_specs(parse_args([]))] == list(EXPECTED)
+    clickstream = selected_specs(parse_args(["--family", "clickstream"]))
+    assert {s.family for s in clickstream} == {CLICKSTREAM} and len(clickstream) == 7
+    [one] = selected_specs(
+        parse_args(["--only", "events_per_min", "--topic", "events_per_min=x-EVENTS_PER_MIN"])
+    )
+    assert (one.table, one.topic) == ("clickstream_events_per_min", "x-EVENTS_PER_MIN")
