@@ -154,3 +154,12 @@ def test_ksql_windows_compares_two_runs_that_wrote_the_same_records(capsys) -> N
     # 300 views, 10 ms apart: one tumbling and 5 hopping windows each, one session per source.
     assert "records written to topic6, topic7, topic8 by each: [300, 1500," in out
     assert "streams.ksql seed-001" in out
+
+
+def test_collector_phases_report_rates_and_percentiles_in_ms() -> None:
+    from bench.collector_load import summary
+
+    row = summary("broker up", [0.001 * i for i in range(1, 101)], 2.0)
+    assert (row["phase"], row["requests"], row["requests_per_s"]) == ("broker up", 100, 50.0)
+    assert (round(row["p50_ms"]), round(row["p99_ms"]), round(row["max_ms"])) == (51, 99, 100)
+    assert summary("broker stopped", [], 10.0)["requests"] == 0

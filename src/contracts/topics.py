@@ -40,6 +40,9 @@ TUMBLING = _name("TOPIC_TUMBLING", "topic6")
 HOPPING = _name("TOPIC_HOPPING", "topic7")
 SESSION = _name("TOPIC_SESSION", "topic8")
 DEAD_LETTER = _name("TOPIC_DEAD_LETTER", "pageview_streams_dead_letter")
+#: What the tracking-pixel collector publishes: hits keyed by session, and bad rows.
+HITS = _name("TOPIC_HITS", "hits")
+HITS_BAD = _name("TOPIC_HITS_BAD", "hits_bad")
 LATE = _name("TOPIC_LATE", "pageview_streams_late")
 
 #: The original deployment used 5 partitions everywhere; inputs and the table topic must have the
@@ -70,6 +73,8 @@ def all_topics() -> list[TopicSpec]:
             for name in (PAGEVIEWS_BY_COUNTRY, TUMBLING, HOPPING, SESSION)
         ),
         spec(DEAD_LETTER, **{"retention.ms": _WEEK_MS}),
+        spec(HITS, **{"retention.ms": _WEEK_MS}),
+        spec(HITS_BAD, **{"retention.ms": _WEEK_MS}),
         spec(LATE, **{"retention.ms": _WEEK_MS}),
     ]
 

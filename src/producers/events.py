@@ -23,7 +23,6 @@ import random
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from functools import lru_cache
 
 import orjson
 from tqdm import tqdm
@@ -32,7 +31,7 @@ from clients.kafka import last_records, tail_consumer
 from clients.logs import setup_logging
 from clients.settings import KafkaSettings, env
 from contracts import topics as topic_names
-from contracts.records import SOURCES
+from contracts.records import SOURCES, event_timestamp_text
 from producers.kafka import CheckedProducer
 from producers.mysql import DEFAULT_TABLE, connect, table_name
 
@@ -64,14 +63,9 @@ NAMES = (
 FORMATS = ("string", "epoch-ms")
 
 
-@lru_cache(maxsize=65536)
-def _format_seconds(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def format_timestamp(ms: int, kind: str) -> str | int:
     """The original's UTC ``yyyy-MM-dd HH:mm:ss`` (whole seconds), or epoch ms."""
-    return _format_seconds(ms // 1000) if kind == "string" else ms
+    return event_timestamp_text(ms) if kind == "string" else ms
 
 
 def event_time_ms(ms: int, kind: str) -> int:

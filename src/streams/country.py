@@ -25,16 +25,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic
 from quixstreams.models.serializers import Deserializer, SerializationContext
 
+from clients.logs import RateLimitedLog
 from clients.settings import env, env_int
 from contracts import topics as topic_names
 from streams.app import add_app_arguments, create_app, run
-from streams.operators.deadletter import RateLimitedLog, Rejected, dead_letter_topic, split_rejected
+from streams.operators.deadletter import Rejected, dead_letter_topic, json_object, split_rejected
 from streams.operators.join import JOINS, join_step, stream_table_join
 from streams.operators.window_aggregate import (
     add_emit_arguments,
@@ -122,12 +122,9 @@ def parse_user(value: bytes | None, key: str | None) -> dict[str, Any] | Rejecte
         return Rejected("key is not UTF-8 text", "BadKey")
     if value is None:
         return None
-    try:
-        row = orjson.loads(value)
-    except ValueError as exc:
-        return Rejected(f"value is not JSON: {exc}", "MalformedJson")
-    if not isinstance(row, dict):
-        return Rejected(f"value is not a JSON object: {type(row).__name__}", "WrongShape")
+    row = json_object(value)
+    if isinstance(row, Rejected):
+        return row
     country, age = row.get("country"), row.get("age")
     if country is not None and not isinstance(country, str):
         return Rejected(f"country must be a string or null, got {repr(country)[:100]}", "BadField")

@@ -10,9 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
-
-from streams.operators.deadletter import Rejected
+from streams.operators.deadletter import Rejected, json_object
 from streams.timestamps import InvalidTimestamp, check_not_future, parse_event_timestamp
 
 #: Longest ``session_id`` / ``source`` accepted: they become record keys and state keys.
@@ -37,12 +35,9 @@ def parse_pageview(value: bytes | None, key: bytes | None) -> dict[str, Any] | R
         return Rejected("null key (expected the session_id)", "NullKey")
     if value is None:
         return Rejected("null value", "NullValue")
-    try:
-        view = orjson.loads(value)
-    except ValueError as exc:
-        return Rejected(f"value is not JSON: {exc}", "MalformedJson")
-    if not isinstance(view, dict):
-        return Rejected(f"value is not a JSON object: {type(view).__name__}", "WrongShape")
+    view = json_object(value)
+    if isinstance(view, Rejected):
+        return view
     source = _text(view, "source")
     if isinstance(source, Rejected):
         return source

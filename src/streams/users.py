@@ -30,11 +30,12 @@ from quixstreams import Application
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic
 
+from clients.logs import RateLimitedLog
 from clients.retry import registry_unreachable, retry_unreachable
 from clients.settings import SchemaRegistrySettings, env
 from contracts import topics as topic_names
 from streams.app import add_app_arguments, create_app, run
-from streams.operators.deadletter import RateLimitedLog, Rejected, dead_letter_topic, split_rejected
+from streams.operators.deadletter import Rejected, dead_letter_topic, split_rejected
 from streams.operators.table import TombstoneJSONSerializer, filtered_table, table_filter
 
 logger = logging.getLogger("streams.users")

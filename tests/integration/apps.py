@@ -17,22 +17,12 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from contracts import topics as topic_names
 from contracts.records import window_key
 
 #: The environment variables naming every topic of the pipeline (src/contracts/topics.py): a test
 #: that runs the whole pipeline sets each to a name of its own.
-TOPIC_VARIABLES = (
-    "TOPIC_PAGEVIEWS",
-    "TOPIC_USER_SESSIONS",
-    "TOPIC_USERS",
-    "TOPIC_CLEANED_USERS",
-    "TOPIC_PAGEVIEWS_BY_COUNTRY",
-    "TOPIC_TUMBLING",
-    "TOPIC_HOPPING",
-    "TOPIC_SESSION",
-    "TOPIC_DEAD_LETTER",
-    "TOPIC_LATE",
-)
+TOPIC_VARIABLES = tuple(topic_names.NAMES)
 
 
 def recent_start(multiple_ms: int) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from stack.private import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
@@ -30,10 +31,29 @@ CHROMIUM_ARGS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@contextlib.contextmanager
+def http_service(
+    command: list[str], env: dict[str, str], log_path: Path, url: str, health: str
+) -> Iterator[str]:
+    """``command`` (env added to ours) until the block ends; yields ``url`` once ``url +
+    health`` answers 2xx. It must stop on SIGTERM; its exit status is the caller's to judge."""
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(url + health, timeout=2).ok:
+                    break
+            assert process.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, f"{command} did not start\n{log_path.read_text()}"
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @contextlib.contextmanager
@@ -44,26 +64,8 @@ def dashboard(env: dict[str, str], log_path: Path) -> Iterator[str]:
     command += ["--server.address", "127.0.0.1", "--server.port", str(port)]
     command += ["--server.headless", "true", "--server.fileWatcherType", "none"]
     command += ["--browser.gatherUsageStats", "false"]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if requests.get(f"{url}/_stcore/health", timeout=2).ok:
-                        break
-                except requests.RequestException:
-                    pass
-                assert process.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "streamlit did not start"
-                time.sleep(0.5)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+    with http_service(command, env, log_path, f"http://127.0.0.1:{port}", "/_stcore/health") as url:
+        yield url
 
 
 @contextlib.contextmanager

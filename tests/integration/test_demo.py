@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from clients.settings import MySQLSettings, PinotSettings
 from pinot.client import PinotBroker
 from pinot.tables import CLICKSTREAM, FAMILIES, default_tables
 from producers.mysql import connect
+from stack.private import free_port
 from tests.integration.apps import TOPIC_VARIABLES
 
 pytestmark = pytest.mark.integration
@@ -39,12 +39,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT.parent / "shared" / "ksql-statements" / "seed-002-clickstream.sql"
 #: The tutorial's topics are named in its statements: the test removes them afterwards.
 TUTORIAL_TOPICS = ("clickstream", "clickstream_codes", "clickstream_users")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def session_processes(sid: int) -> list[str]:
@@ -83,6 +77,27 @@ def committed_records(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
+def keyed_record(bootstrap: str, topic: str, key: bytes, deadline: float) -> bool:
+    """Whether a record with ``key`` reaches ``topic`` before ``deadline`` (the topic keeps
+    filling with the generator's page views, so reading "until quiet" would never end)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-demo-reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        consumer.subscribe([topic])
+        while time.monotonic() < deadline:
+            if any(m.error() is None and m.key() == key for m in consumer.consume(1000, 1.0)):
+                return True
+        return False
+    finally:
+        consumer.close()
+
+
 @pytest.fixture(params=["python", "ksql"])
 def demo_env(
     request: pytest.FixtureRequest,
@@ -110,6 +125,8 @@ def demo_env(
         "KSQL_CATALOG_TOPIC": f"test-demo-catalog-{suffix}",
         "STREAMS_STATE_DIR": str(tmp_path / "state"),
         "DASHBOARD_PORT": str(free_port()),
+        "COLLECTOR_PORT": str(free_port()),
+        "HITS_CONSUMER_GROUP": f"{group}-hits",
         # The demo's `python` is this interpreter, whether or not its environment is activated.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
@@ -177,8 +194,15 @@ def test_demo_counts_page_views_and_sigterm_stops_every_process(
                 f"http://127.0.0.1:{demo_env['DASHBOARD_PORT']}/clickstream", timeout=10
             )
             assert page.ok
+        # A pixel request to the demo's collector becomes a page view on topic1.
+        pixel = f"http://127.0.0.1:{demo_env['COLLECTOR_PORT']}/tracking/img.png"
+        assert requests.get(pixel, params={"sid": "demo-test-pixel"}, timeout=10).ok
+        assert keyed_record(kafka, demo_env["TOPIC_PAGEVIEWS"], b"demo-test-pixel", deadline), (
+            "the pixel's page view never reached topic1\n" + log_path.read_text()
+        )
         started = session_processes(demo.pid)
-        assert len(started) >= 5, started  # bash, users source, events, streams, streamlit
+        # bash, users source, events, collector, hits, streams, streamlit
+        assert len(started) >= 7, started
 
         demo.send_signal(signal.SIGTERM)
         assert demo.wait(timeout=60) == 128 + signal.SIGTERM, log_path.read_text()

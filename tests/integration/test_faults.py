@@ -54,6 +54,7 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from contracts.users_schema import SCHEMA
+from stack.private import PrivateStack
 from tests.integration.apps import (
     StreamsApp,
     committed_input,
@@ -62,7 +63,6 @@ from tests.integration.apps import (
     latest_by_key,
     read_all,
 )
-from tests.integration.private_stack import PrivateStack
 
 pytestmark = pytest.mark.integration
 

@@ -35,8 +35,8 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from producers.mysql import ensure_table
 from producers.users import COUNTRIES, NULLABLE, UserSpec, generate
+from stack.private import PrivateStack, free_port
 from tests.integration.apps import StreamsApp, create_topic, read_all
-from tests.integration.private_stack import PrivateStack, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -40,7 +40,7 @@ APP_SOURCES = [ROOT / root for root in ENV_ROOTS]
 NOT_DEPLOYED = [ROOT / "src" / "stack"]
 
 BROKERS = ("kafka1", "kafka2", "kafka3")
-PROCESSORS = ("users", "country", "windows")
+PROCESSORS = ("users", "country", "windows", "hits")
 ONE_SHOT = ("init-topics", "init-pinot", "init-users")
 
 #: Variables the apps read that compose deliberately leaves to their defaults, with the reason.
@@ -56,6 +56,9 @@ SAFE_DEFAULTS = {
     "USERS_*": "users generator and source settings: table Users, 200 users, 1 s polls",
     "EVENTS_*": "the events generator's real-time rate (50 page views/s)",
     "CLICKSTREAM_RATE": "the clickstream generator's pace (0: as fast as possible)",
+    "COLLECTOR_*": "collector settings: port 8090, buffer, delivery timeout, no trusted proxy, "
+    "cookie not Secure (no HTTPS); the collector service sets COLLECTOR_HOST",
+    "HITS_SOURCES_FILE": "streams.hits' source rules: the built-in ones",
     "KSQL_CATALOG_TOPIC": "streams.ksql's catalog topic: one name for every run and SHOW",
     "*_CONSUMER_GROUP": "one fixed group per processor, shared by its replicas (--scale)",
     "STREAMS_*": "processor tuning (commit interval; state dir: ./state under the WORKDIR)",
@@ -223,7 +226,9 @@ def test_interpolation_follows_compose_rules() -> None:
 # Environment: the apps get what they read
 
 
-@pytest.mark.parametrize("service", ["init-topics", *PROCESSORS, "producers", "dashboard"])
+@pytest.mark.parametrize(
+    "service", ["init-topics", *PROCESSORS, "producers", "collector", "dashboard"]
+)
 def test_every_variable_the_apps_read_is_set_or_safely_defaulted(service: str) -> None:
     env = environment(service)
     unset = {name: read.where for name, read in app_env_reads().items() if not _covered(name, env)}
@@ -235,7 +240,8 @@ def test_every_variable_the_apps_read_is_set_or_safely_defaulted(service: str) -
 
 def test_safe_defaults_are_safe_and_still_read() -> None:
     reads = app_env_reads()
-    set_by_compose = environment("windows")
+    # Set for every app (the x-app anchor) or by the one service that reads it.
+    set_by_compose = set().union(*(environment(service) for service in app_services()))
     for pattern, reason in SAFE_DEFAULTS.items():
         matching = [read for name, read in reads.items() if fnmatch.fnmatchcase(name, pattern)]
         assert matching, f"{pattern} ({reason}) is no longer read by any app: remove it"
@@ -381,6 +387,8 @@ def _ancestors(service: str) -> set[str]:
         ("users", {"init-topics", "schema-registry"}),
         ("country", {"init-topics", "schema-registry"}),
         ("windows", {"init-topics", "schema-registry"}),
+        ("hits", {"init-topics"}),
+        ("collector", {"init-topics"}),
         ("dashboard", {"init-pinot", "pinot-broker"}),
     ],
 )
@@ -449,13 +457,14 @@ def test_replication_survives_one_broker_down() -> None:
 # Ports, volumes, scaling
 
 
-def test_only_the_dashboard_and_pinot_console_are_published_on_loopback() -> None:
+def test_only_the_dashboard_collector_and_pinot_console_are_published_on_loopback() -> None:
     published = {name: svc["ports"] for name, svc in services().items() if "ports" in svc}
-    assert set(published) == {"dashboard", "pinot-controller"}
+    assert set(published) == {"dashboard", "collector", "pinot-controller"}
     for name, ports in published.items():
         for port in ports:
             assert isinstance(port, str) and port.startswith("127.0.0.1:"), f"{name}: {port}"
     assert published["dashboard"] == ["127.0.0.1:8501:8501"]
+    assert published["collector"] == ["127.0.0.1:8090:8090"]
 
 
 def test_data_lives_in_named_volumes() -> None:

@@ -9,11 +9,11 @@ from confluent_kafka import KafkaError, KafkaException
 from quixstreams import Application
 from quixstreams.models.messagecontext import MessageContext
 
+from clients.logs import RateLimitedLog
 from contracts import topics as topic_names
 from streams.operators.deadletter import (
     MAX_KEY_BYTES,
     MAX_LETTER_BYTES,
-    RateLimitedLog,
     Rejected,
     dead_letter_topic,
     is_record_error,

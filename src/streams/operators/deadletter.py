@@ -41,6 +41,7 @@ from quixstreams.models.messagecontext import MessageContext
 from quixstreams.models.rows import Row
 from quixstreams.models.serializers import SerializationError
 
+from clients.logs import RateLimitedLog
 from clients.settings import env_int
 from contracts import topics as topic_names
 from streams import quix
@@ -69,20 +70,6 @@ class Rejected:
 
     def __repr__(self) -> str:
         return f"Rejected({self.reason!r}, {self.error_type!r})"
-
-
-class RateLimitedLog:
-    """Counts events; logs the first 10 in full, then every 1000th, with the running count."""
-
-    def __init__(self, what: str, log: logging.Logger = logger) -> None:
-        self.what = what
-        self.count = 0
-        self._log = log
-
-    def __call__(self, message: str, *args: Any) -> None:
-        self.count += 1
-        if self.count <= 10 or self.count % 1000 == 0:
-            self._log.warning(f"{self.what} #%d: {message}", self.count, *args)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -149,6 +136,17 @@ def dead_letter_topic(app: Application, processor: str) -> Topic:
         quix.set_processing_error_handler(app, handler)
     handler.add_processor(processor)
     return topic
+
+
+def json_object(value: bytes) -> dict[str, Any] | Rejected:
+    """A record value that must be a JSON object, or why it is not one."""
+    try:
+        parsed = orjson.loads(value)
+    except ValueError as exc:
+        return Rejected(f"value is not JSON: {exc}", "MalformedJson")
+    if not isinstance(parsed, dict):
+        return Rejected(f"value is not a JSON object: {type(parsed).__name__}", "WrongShape")
+    return parsed
 
 
 class RecordRejected(Exception):
@@ -278,7 +276,7 @@ class ProcessingErrors:
             stage=stage,
         )
         if processor not in self._logs:
-            self._logs[processor] = RateLimitedLog(f"{processor}: dead letter")
+            self._logs[processor] = RateLimitedLog(f"{processor}: dead letter", logger)
         self._logs[processor](
             "%s (%s) at %s[%d]@%d",
             _cut(reason, MAX_REASON_CHARS),

@@ -21,9 +21,9 @@ from quixstreams.models import Topic
 from quixstreams.state.base.state import State
 from quixstreams.state.base.transaction import PartitionTransaction
 
+from clients.logs import RateLimitedLog
 from clients.settings import env, env_int
 from streams import clock, quix
-from streams.operators.deadletter import RateLimitedLog
 from streams.operators.window_engine import (
     DEFAULT_CACHE_MS,
     EMIT_MODES,

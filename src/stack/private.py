@@ -1,9 +1,9 @@
-"""Private native-stack services for fault tests: a broker, registry or MySQL of one test's own.
+"""Private native-stack services: a broker, registry or MySQL of one test's or benchmark's own.
 
-A test that stops, restarts or pauses a service must not do it to the shared stack the other
-tests (and developers running suites side by side) use. :class:`PrivateStack` runs the same
-services as ``python -m stack`` (the same code, versions and configuration) with a
-``STACK_HOME`` and ports of its own, and hands out the environment the apps need to use them::
+A fault test or benchmark that stops, restarts or pauses a service must not do it to the shared
+stack the other tests (and developers running suites side by side) use. :class:`PrivateStack`
+runs the same services as ``python -m stack`` (the same code, versions and configuration)
+with a ``STACK_HOME`` and ports of its own, and hands out the environment the apps need::
 
     with PrivateStack(tmp_path, ["kafka"]) as stack:
         app = StreamsApp("streams.windows", stack.kafka, topics, state, env=stack.app_env())
@@ -21,8 +21,6 @@ import sys
 from pathlib import Path
 
 from clients.settings import STACK_HOME
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -59,13 +57,13 @@ class PrivateStack:
         result = subprocess.run(
             [sys.executable, "-m", "stack", command, *(names or self.services)],
             env=self.env,
-            cwd=ROOT,
             capture_output=True,
             text=True,
             timeout=300,
             check=False,
         )
-        assert result.returncode == 0, f"stack {command} {names}: {result.stdout}{result.stderr}"
+        if result.returncode != 0:
+            raise RuntimeError(f"stack {command} {names}: {result.stdout}{result.stderr}")
 
     def up(self, *names: str) -> None:
         self._stack("up", *names)
