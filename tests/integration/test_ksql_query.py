@@ -271,3 +271,38 @@ def test_print_shows_the_first_records_decoded_or_guessed(
         'rowtime: 2023/11/14 22:15:00.000 Z, partition: 0, offset: 0, key: {"SESSION_ID":"s1"}, '
         'value: {"SOURCE":"Inbox","USER_ID":1}'
     ]
+
+
+def test_the_shell_declares_a_source_then_prints_and_queries_it(
+    kafka: str, make_topic: Callable[..., str]
+) -> None:
+    """``python -m streams.ksql`` with statements on its input, as a person types them."""
+    topic = make_topic("ksql-shell", partitions=1)
+    produce(kafka, topic, views([("s1", "Inbox", 1), ("s2", "Homepage", 2)]))
+    typed = "\n".join(
+        [
+            f"PRINT '{topic}' FROM BEGINNING",
+            "  LIMIT 2;",
+            pv(topic),
+            "SET 'auto.offset.reset' = 'earliest';",
+            "SELECT session_id, source FROM pv EMIT CHANGES LIMIT 2;",
+            "CREATE TABLE t AS SELECT * FROM pv;",
+            "exit",
+        ]
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.ksql"],
+        input=typed,
+        env=env(kafka),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.count('"source":"Inbox"') + out.count('"source": "Inbox"') == 1, out  # PRINT
+    assert "Stream created." in out
+    assert "Successfully changed local property 'auto.offset.reset' to 'earliest'." in out
+    header, rows = table(out)
+    assert header == ["SESSION_ID", "SOURCE"] and rows == [["s1", "Inbox"], ["s2", "Homepage"]]
+    assert "persistent queries run with `python -m streams.ksql run FILE.sql`" in out

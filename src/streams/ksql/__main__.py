@@ -9,6 +9,7 @@ python -m streams.ksql describe NAME             # a stream's or table's columns
 python -m streams.ksql explain FILE.sql          # the Quix topology of each query
 python -m streams.ksql test -s S.sql -i IN.json -o OUT.json   # ksql-test-runner's format
 python -m streams.ksql conformance [--file NAME] [-v]         # ksqlDB's own test cases
+python -m streams.ksql                           # an interactive shell (ksqlDB's CLI)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tqdm import tqdm
 
 from clients.logs import setup_logging
 from clients.settings import KafkaSettings
-from streams.ksql import adhoc, catalog_topic, conformance, runner
+from streams.ksql import adhoc, catalog_topic, conformance, runner, shell
 from streams.ksql.compiler import compile_sql
 from streams.ksql.errors import KsqlError
 
@@ -108,9 +109,11 @@ def describe(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m streams.ksql",
-        description="ksqlDB statements compiled onto Quix Streams pipelines.",
+        description="ksqlDB statements compiled onto Quix Streams pipelines. Without a "
+        "command: an interactive shell (SELECT, PRINT, SHOW, DESCRIBE, CREATE STREAM|TABLE "
+        "sources, SET, RUN SCRIPT; HELP lists them).",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command")
     p = commands.add_parser(
         "run", help="run the statements' persistent queries on Kafka until stopped"
     )
@@ -160,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     run_argv = argv[argv.index("run") + 1 :] if "run" in argv else []
     args = parser.parse_args(argv)
     setup_logging()
+    if args.command is None:
+        return shell.main()
     return args.func(args)
 
 
