@@ -24,7 +24,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import preload, profile
+from bench import kafka_streams, preload, profile
 from bench.kafka_io import Broker, group_done, unique_name
 from bench.measure import Measurement, Progress, run_until_done
 from clients.logs import setup_logging
@@ -91,6 +91,14 @@ def _bytewax_cmd(inputs: Inputs, _group: str, _state: Path, topics: dict[str, st
     return [sys.executable, "-m", "bytewax.run", flow, "-w", "1"]
 
 
+def _kafka_streams_cmd(cache_bytes: int) -> Callable[..., list[str]]:
+    def cmd(inputs: Inputs, group: str, state: Path, topics: dict[str, str]) -> list[str]:
+        bootstrap = KafkaSettings.from_env().bootstrap_servers
+        return kafka_streams.command(bootstrap, inputs.pageviews, topics, group, state, cache_bytes)
+
+    return cmd
+
+
 def contenders(scale: list[int]) -> list[Contender]:
     found = [
         Contender("limit", _limit_cmd),
@@ -99,6 +107,9 @@ def contenders(scale: list[int]) -> list[Contender]:
                   module="bench.quix_floor"),
         Contender("quix floor + group_by", _streams_cmd("bench.quix_floor", "--group-by"),
                   module="bench.quix_floor"),
+        Contender("kafka streams (cache off)", _kafka_streams_cmd(0)),
+        Contender("kafka streams (cache on)",
+                  _kafka_streams_cmd(kafka_streams.DEFAULT_CACHE_BYTES)),
         Contender("streams.windows changes", _streams_cmd("streams.windows", "--emit", "changes"),
                   module="streams.windows"),
         Contender("streams.windows cached", _streams_cmd("streams.windows", "--emit", "cached"),
@@ -128,7 +139,12 @@ def output_env(group: str) -> dict[str, str]:
 def group_progress(broker: Broker, group: str, input_topic: str, total: int) -> Progress:
     def progress() -> tuple[int, bool]:
         # The app's repartition topics exist once it has started; it reads them back itself.
-        internal = [t for t in broker.topics_containing(group) if t.startswith("repartition__")]
+        # Quix names them repartition__<group>--..., Kafka Streams <group>-<name>-repartition.
+        internal = [
+            t
+            for t in broker.topics_containing(group)
+            if t.startswith("repartition__") or t.endswith("-repartition")
+        ]
         committed = broker.group_offsets(group, [input_topic, *internal])
         done = sum(off for (topic, _p), off in committed.items() if topic == input_topic)
         if done < total:

@@ -99,10 +99,11 @@ def run_tool(cmd: list[str], timeout: float = TOOL_TIMEOUT, stdin: str | None = 
         raise StackError(f"{cmd[0]} failed ({' '.join(cmd)}):\n{tail}")
 
 
-def maven_classpath(module: str) -> str:
-    """Resolve (once, cached under STACK_HOME) the classpath of ``maven/<module>/pom.xml``."""
+def maven_classpath(module: str, pom: Path | None = None) -> str:
+    """Resolve (once, cached under STACK_HOME) the classpath of ``maven/<module>/pom.xml``, or
+    of ``pom`` (a benchmark's) named ``module``."""
     out = STACK_HOME / "classpath" / f"{module}.cp"
-    pom = MAVEN_DIR / module / "pom.xml"
+    pom = pom or MAVEN_DIR / module / "pom.xml"
     if out.exists() and out.stat().st_mtime >= pom.stat().st_mtime:
         return out.read_text().strip()
     mvn = require_tool("mvn", "install Maven (apt-get install -y maven)")

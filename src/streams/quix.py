@@ -143,15 +143,33 @@ def produce(
 Destination = tuple[Topic, Any, int, int | None]
 
 
+#: ``emit(topic, value, key, timestamp, partition=None)``: see :func:`emitter`.
+Emit = Callable[..., None]
+
+
+def emitter(sdf: StreamingDataFrame) -> Emit:
+    """A function that produces one value, with no headers, for the record ``sdf`` is
+    processing, through the app's producer in the open checkpoint: what a step that writes
+    several outputs per input calls, instead of expanding them into Quix stages per output."""
+    context = sdf.processing_context
+
+    def emit(
+        topic: Topic, value: Any, key: Any, timestamp: int, partition: int | None = None
+    ) -> None:
+        row = Row(value, key, timestamp, message_context(), [])
+        context.producer.produce_row(row, topic, key=key, partition=partition, timestamp=timestamp)
+
+    return emit
+
+
 def produce_each(sdf: StreamingDataFrame, destination: Callable[[Any], Destination]) -> None:
     """Produce each value of ``sdf`` as ``destination(value)`` says, with no headers, in one
     stage, through the app's producer in the open checkpoint."""
-    context = sdf.processing_context
+    emit = emitter(sdf)
 
     def step(value: Any, _key: Any, _timestamp: int, _headers: Any) -> None:
         topic, key, timestamp, partition = destination(value)
-        row = Row(value, key, timestamp, message_context(), [])
-        context.producer.produce_row(row, topic, key=key, partition=partition, timestamp=timestamp)
+        emit(topic, value, key, timestamp, partition)
 
     sdf.update(step, metadata=True)
 

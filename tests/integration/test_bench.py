@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, TopicPartition
 from bench import preload
 from bench.kafka_io import Broker
 from bench.run import Inputs, contenders, measure_once
+from tests.integration.apps import read_all as read_committed
 
 pytestmark = pytest.mark.integration
 
@@ -92,3 +93,52 @@ def test_limit_run_copies_every_record_and_cleans_up(
     assert 0 < measurement.events <= EVENTS
     assert measurement.seconds > 0 and measurement.peak_rss_mb > 10
     assert remaining == set()  # every topic of the run was deleted, none leaked
+
+
+def outputs_of_a_run(kafka: str, contender_name: str, inputs: Inputs) -> dict[str, dict]:
+    """One measured run of a contender; its topic6-8, read before the run deletes them, as the
+    latest value per key."""
+    broker = Broker(kafka)
+    (contender,) = [c for c in contenders([]) if c.name == contender_name]
+    latest: dict[str, dict] = {}
+    original_delete = broker.delete
+
+    def read_then_delete(topics: list[str]) -> None:
+        for kind in ("tumbling", "hopping", "session"):
+            topic = next(t for t in topics if t.endswith(f"-{kind}"))
+            # Transactional outputs end with a commit marker: read until quiet, not to the end.
+            rows = read_committed(kafka, topic, 0, timeout=60)
+            latest[kind] = {m.key(): orjson.loads(m.value()) for m in rows}
+        original_delete(topics)
+
+    broker.delete = read_then_delete  # type: ignore[method-assign]
+    try:
+        measurement = measure_once(broker, contender, inputs, run=0, timeout_s=300)
+    finally:
+        broker.close()
+    assert 0 < measurement.events <= inputs.events, contender_name  # it finished: all read
+    return latest
+
+
+def test_the_kafka_streams_contender_computes_what_streams_windows_computes(
+    kafka: str, make_topic
+) -> None:
+    """The anchor is only an anchor if it does the same work: the same final row for every
+    window of topic6-8, from the same 50 minutes of page views."""
+    pageviews = make_topic("bench-ks-pageviews", partitions=5)
+    plan = preload.PageViewPlan(EVENTS, users=50, start_ms=1_700_000_100_000, step_ms=1_000)
+    assert preload.produce_all(kafka, pageviews, preload.page_views(plan), EVENTS) == EVENTS
+    inputs = Inputs(pageviews, "unused-users", "unused-cleaned", EVENTS, 0)
+    ours = outputs_of_a_run(kafka, "streams.windows changes", inputs)
+    theirs = outputs_of_a_run(kafka, "kafka streams (cache off)", inputs)
+    assert len(ours["tumbling"]) == 3 * 10  # 50 minutes: 10 windows per source
+    for kind in ("tumbling", "hopping"):
+        assert theirs[kind] == ours[kind], kind
+
+    # Sessions are final once all is read; which intermediate ones were merged away (and
+    # retracted) depends on how each engine interleaved the five input partitions.
+    def live(rows: dict) -> dict:
+        return {key: row for key, row in rows.items() if not row["deleted"]}
+
+    assert live(theirs["session"]) == live(ours["session"])
+    assert len(live(ours["session"])) == 3  # one session per source: views every second
