@@ -60,6 +60,7 @@ SAFE_DEFAULTS = {
     "cookie not Secure (no HTTPS); the collector service sets COLLECTOR_HOST",
     "HITS_SOURCES_FILE": "streams.hits' source rules: the built-in ones",
     "KSQL_CATALOG_TOPIC": "streams.ksql's catalog topic: one name for every run and SHOW",
+    "KSQL_HISTORY_FILE": "the interactive streams.ksql shell's history (~/.streams_ksql_history)",
     "*_CONSUMER_GROUP": "one fixed group per processor, shared by its replicas (--scale)",
     "STREAMS_*": "processor tuning (commit interval; state dir: ./state under the WORKDIR)",
     "LOG_LEVEL": "INFO",
