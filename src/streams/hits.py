@@ -28,7 +28,12 @@ from contracts import hits
 from contracts import topics as topic_names
 from contracts.records import SOURCES, event_timestamp_text
 from streams.app import add_app_arguments, create_app, run
-from streams.operators.deadletter import Rejected, dead_letter_topic, json_object, split_rejected
+from streams.operators.deadletter import (
+    Rejected,
+    dead_letter_topic,
+    keyed_json_object,
+    split_rejected,
+)
 
 PROCESSOR = "streams.hits"
 
@@ -96,11 +101,7 @@ class SourceRules:
 
 def parse_hit(value: bytes | None, key: bytes | None) -> dict[str, Any] | Rejected:
     """The hit, or why the record is not one the collector writes."""
-    if key is None:
-        return Rejected("null key (expected the session id)", "NullKey")
-    if value is None:
-        return Rejected("null value", "NullValue")
-    hit = json_object(value)
+    hit = keyed_json_object(value, key, "the session id")
     if isinstance(hit, Rejected):
         return hit
     if hit.get("kind") not in hits.KINDS:

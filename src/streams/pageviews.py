@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from streams.operators.deadletter import Rejected, json_object
+from streams.operators.deadletter import Rejected, keyed_json_object
 from streams.timestamps import InvalidTimestamp, check_not_future, parse_event_timestamp
 
 #: Longest ``session_id`` / ``source`` accepted: they become record keys and state keys.
@@ -31,11 +31,7 @@ def _text(view: dict[str, Any], name: str) -> str | Rejected:
 
 def parse_pageview(value: bytes | None, key: bytes | None) -> dict[str, Any] | Rejected:
     """The page view with ``event_timestamp`` as epoch ms, or why it is rejected."""
-    if key is None:
-        return Rejected("null key (expected the session_id)", "NullKey")
-    if value is None:
-        return Rejected("null value", "NullValue")
-    view = json_object(value)
+    view = keyed_json_object(value, key, "the session_id")
     if isinstance(view, Rejected):
         return view
     source = _text(view, "source")

@@ -149,6 +149,18 @@ def json_object(value: bytes) -> dict[str, Any] | Rejected:
     return parsed
 
 
+def keyed_json_object(
+    value: bytes | None, key: bytes | None, key_is: str
+) -> dict[str, Any] | Rejected:
+    """A record that must have a key (``key_is`` says what it should be) and a JSON object
+    value: the object, or why the record is not one."""
+    if key is None:
+        return Rejected(f"null key (expected {key_is})", "NullKey")
+    if value is None:
+        return Rejected("null value", "NullValue")
+    return json_object(value)
+
+
 class RecordRejected(Exception):
     """Raised by :func:`split_rejected` for a record its parser rejects: the app's
     :class:`ProcessingErrors` handler dead-letters it, as any other record error."""
