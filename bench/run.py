@@ -58,6 +58,22 @@ class Contender:
     instances: int = 1
     #: The processor's input: the page views, or topic3's Avro user rows (streams.users).
     user_rows: bool = False
+    #: Each instance pinned to one CPU (``taskset``), round robin over the machine's: the rate
+    #: per CPU then shows the scale-out curve, which the scheduler would otherwise flatten.
+    pinned: bool = False
+
+    def cpus(self) -> int:
+        """The CPUs its instances may use (the rate's divisor per instance-core)."""
+        return min(self.instances, os.cpu_count() or 1) if self.pinned else 0
+
+    def commands(
+        self, inputs: Inputs, group: str, states: list[Path], topics: dict[str, str]
+    ) -> list[list[str]]:
+        cmds = [self.command(inputs, group, state, topics) for state in states]
+        if self.pinned:
+            cpus = os.cpu_count() or 1
+            cmds = [["taskset", "-c", str(i % cpus), *cmd] for i, cmd in enumerate(cmds)]
+        return cmds
 
     def input(self, inputs: Inputs) -> tuple[str, int]:
         """(input topic, records in it)."""
@@ -118,10 +134,13 @@ def contenders(scale: list[int]) -> list[Contender]:
                   reads_users=True),
         Contender("streams.users (Avro rows)", _streams_cmd("streams.users"),
                   module="streams.users", user_rows=True),
+        # Scale-out of the two-phase path: its local stage runs on every input partition,
+        # where one-phase --emit changes has only as many busy partitions as sources.
         *(
-            Contender(f"streams.windows x{n}", _streams_cmd("streams.windows"),
-                      module="streams.windows", instances=n)
-            for n in scale if n > 1
+            Contender(f"streams.windows cached x{n} pinned",
+                      _streams_cmd("streams.windows", "--emit", "cached"),
+                      module="streams.windows", instances=n, pinned=True)
+            for n in sorted({1, *scale}) if scale
         ),
     ]  # fmt: skip
     return [c for c in found if c.module is None or importlib.util.find_spec(c.module)]
@@ -192,7 +211,7 @@ def measure_once(
         env["TOPIC_CLEANED_USERS"] = inputs.users_clean
     with tempfile.TemporaryDirectory(prefix="bench-state-") as tmp:
         states = [Path(tmp) / str(i) for i in range(contender.instances)]
-        cmds = [contender.command(inputs, group, s, topics) for s in states]
+        cmds = contender.commands(inputs, group, states, topics)
         input_topic, total = contender.input(inputs)
         progress = (
             output_progress(broker, topics["TOPIC_TUMBLING"], total)
@@ -257,8 +276,9 @@ def preload_inputs(
     return inputs
 
 
-def summarise(runs: dict[str, list[Measurement]]) -> list[dict[str, object]]:
-    """Median per contender, and the median of per-run ratios to the limit of the same run."""
+def summarise(runs: dict[str, list[Measurement]], cpus: dict[str, int]) -> list[dict[str, object]]:
+    """Median per contender, and the median of per-run ratios to the limit of the same run;
+    for pinned contenders (``cpus[name]`` > 0) the median rate per CPU as well."""
     limits = runs["limit"]
     rows = []
     for name, ms in runs.items():
@@ -270,6 +290,7 @@ def summarise(runs: dict[str, list[Measurement]]) -> list[dict[str, object]]:
                 "events_per_s": statistics.median(rates),
                 "spread": (max(rates) - min(rates)) / statistics.median(rates),
                 "ratio_to_limit": statistics.median(ratios),
+                "per_cpu": statistics.median(rates) / cpus[name] if cpus.get(name) else None,
                 "peak_rss_mb": statistics.median(m.peak_rss_mb for m in ms),
                 "state_mb": None
                 if ms[0].state_mb is None
@@ -282,14 +303,16 @@ def summarise(runs: dict[str, list[Measurement]]) -> list[dict[str, object]]:
 
 def print_table(rows: list[dict[str, object]], console: Console) -> None:
     table = Table(title="Throughput (median of runs; ratio = median of per-run ratios)")
-    for col in ("contender", "events/s", "x limit", "spread", "peak RSS MB", "state MB"):
+    columns = ("contender", "events/s", "x limit", "per CPU", "spread", "peak RSS MB", "state MB")
+    for col in columns:
         table.add_column(col, justify="left" if col == "contender" else "right")
     for r in rows:
-        state = r["state_mb"]
+        state, per_cpu = r["state_mb"], r["per_cpu"]
         table.add_row(
             str(r["name"]),
             f"{r['events_per_s']:,.0f}",
             f"{r['ratio_to_limit']:.2f}",
+            "-" if per_cpu is None else f"{per_cpu:,.0f}",
             f"{r['spread']:.0%}",
             f"{r['peak_rss_mb']:.0f}",
             "-" if state is None else f"{state:.1f}",
@@ -309,7 +332,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--runs", type=int, default=3, help="runs per contender (median)")
     parser.add_argument(
-        "--scale", type=int, nargs="*", default=[2, 5], help="instance counts for scale-out"
+        "--scale",
+        type=int,
+        nargs="*",
+        default=[2, 5],
+        help="instance counts for scale-out (with 1: streams.windows --emit cached, each "
+        "instance pinned to a CPU); none: no scale-out contenders",
     )
     parser.add_argument(
         "--only", nargs="*", help="measure only contenders whose name starts with one of these"
@@ -354,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs[contender.name].append(m)
             # After every round, so a run cut short (the stack stopped under it) keeps the
             # rounds it finished: each round's ratios stand on their own.
-            rows = summarise(runs)
+            rows = summarise(runs, {c.name: c.cpus() for c in chosen})
             out.write_text(
                 json.dumps(
                     {"events": args.events, "users": args.users, "rounds": run + 1, "rows": rows},

@@ -6,6 +6,8 @@ import io
 import json
 import math
 import struct
+import sys
+from pathlib import Path
 
 import fastavro
 import orjson
@@ -145,7 +147,23 @@ def test_streams_users_is_measured_on_the_avro_user_rows() -> None:
     inputs = run.Inputs("views", "users-avro", "users-clean", events=1_000, user_updates=200)
     by_name = {c.name: c for c in run.contenders([2])}
     assert by_name["streams.users (Avro rows)"].input(inputs) == ("users-avro", 200)
-    assert by_name["streams.windows x2"].input(inputs) == ("views", 1_000)
+    assert by_name["streams.windows cached x2 pinned"].input(inputs) == ("views", 1_000)
+
+
+def test_scale_out_pins_each_instance_to_a_cpu_round_robin(monkeypatch) -> None:
+    monkeypatch.setattr(run.os, "cpu_count", lambda: 2)
+    inputs = run.Inputs("views", "users-avro", "users-clean", events=1_000, user_updates=200)
+    by_name = {c.name: c for c in run.contenders([2, 5])}
+    assert [n for n in by_name if "pinned" in n] == [
+        f"streams.windows cached x{n} pinned" for n in (1, 2, 5)
+    ]
+    five = by_name["streams.windows cached x5 pinned"]
+    cmds = five.commands(inputs, "g", [Path(str(i)) for i in range(5)], {})
+    assert [cmd[:3] for cmd in cmds] == [["taskset", "-c", str(i % 2)] for i in range(5)]
+    assert cmds[0][3:6] == [sys.executable, "-m", "streams.windows"]
+    assert "cached" in cmds[0]
+    assert (five.cpus(), by_name["streams.windows cached x1 pinned"].cpus()) == (2, 1)
+    assert by_name["limit"].cpus() == 0  # not pinned: no rate per CPU
 
 
 def test_ksql_windows_compares_two_runs_that_wrote_the_same_records(capsys) -> None:

@@ -94,6 +94,7 @@ def country_aggregate() -> Aggregate:
             "pageview_count": acc[0],
             "average_age": acc[1] / acc[2] if acc[2] else None,
         },
+        splittable=True,
     )
 
 
@@ -185,9 +186,8 @@ def build(
     excluded = excluded.set_headers(lambda _value, _key, _ts, _headers: [])
     excluded.to_topic(topics.late, key=lambda value: value["pageview"]["session_id"])
 
-    by_country = enriched.group_by("country", key_serializer="str", key_deserializer="str")
     window_aggregate(
-        by_country,
+        enriched,
         config.engine(),
         [topics.counts, topics.late],
         late_key=lambda view: view["session_id"],

@@ -26,7 +26,10 @@ Hooks:
 6. :func:`processing_error_handler` / :func:`set_processing_error_handler`: the app's
    ``on_processing_error`` callback, replaced after the app exists (the dead-letter handler is
    installed by the processors that declare a dead-letter topic).
-7. :class:`DriverHooks`: what :mod:`streams.testing` replaces or calls to run an app with no
+7. :func:`repartitions`: whether ``group_by`` on a dataframe writes a repartition topic; on
+   one input partition it only re-keys in place (``_single_partition_groupby``), so a record
+   produced to "its" topic would go to the input topic itself.
+8. :class:`DriverHooks`: what :mod:`streams.testing` replaces or calls to run an app with no
    broker (topic metadata lookup, the producer's ``produce_row``, store assignment, the
    composed topology, periodic tasks, checkpoints, a store's state for inspection).
 
@@ -187,7 +190,12 @@ def set_processing_error_handler(app: Application, handler: ProcessingErrorHandl
     app._on_processing_error = handler
 
 
-# 7 ---------------------------------------------------------------------------------------
+# 7, 8 ------------------------------------------------------------------------------------
+
+
+def repartitions(sdf: StreamingDataFrame) -> bool:
+    """Whether ``sdf.group_by`` repartitions through a topic (its input has > 1 partition)."""
+    return max(topic.broker_config.num_partitions or 1 for topic in sdf.topics) > 1
 
 
 class DriverHooks:

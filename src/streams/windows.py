@@ -2,9 +2,10 @@
 
 topic1 (page views) -> topic6 tumbling, topic7 hopping, topic8 session counts per ``source``,
 with ksqlDB's semantics (see :mod:`streams.operators.window_engine`). Page views are validated
-(bad ones go to the dead-letter topic with the reason), re-keyed by source once (plain-string
-keys, so the repartition topic co-partitions with anything keyed by source), then aggregated
-in all three window kinds at once by :func:`streams.operators.window_aggregate.window_aggregate`.
+(bad ones go to the dead-letter topic with the reason), then grouped by source (plain-string
+keys, so the repartition topic co-partitions with anything keyed by source) and aggregated in
+all three window kinds at once by :func:`streams.operators.window_aggregate.window_aggregate`;
+under ``--emit cached`` in two phases, so that only partial counts cross the repartition.
 Records too late for a window go to the late topic with the reason; nothing is dropped silently.
 """
 
@@ -124,10 +125,8 @@ def build(sdf: StreamingDataFrame, config: WindowsConfig, topics: WindowTopics) 
     """Wire validation, repartitioning and the window step onto ``sdf`` (raw key/value bytes)."""
     views = split_rejected(sdf, parse_pageview, topics.dead_letter, PROCESSOR)
     views = views.set_timestamp(lambda view, _key, _ts, _headers: view["event_timestamp"])
-    # Plain-string keys (Quix would JSON-quote them) so the key is the bare source name.
-    by_source = views.group_by("source", key_serializer="str", key_deserializer="str")
     window_aggregate(
-        by_source,
+        views,
         config.engine(),
         topics.by_route(),
         late_key=lambda view: view["session_id"],

@@ -751,6 +751,73 @@ def test_state_directory_deleted_while_down(
         assert alive(app), f"streams.windows exited: {log_tail(app)}"
 
 
+def check_cached_windows(
+    kafka: str, topics: dict[str, str], views: list[dict[str, Any]], fault: str
+) -> None:
+    """topic6, 7 and 8 of ``--emit cached`` against the brute force: each window's latest
+    count is its expected one, and its committed counts only rise (a partial counted twice
+    would overshoot or repeat a count; one lost would leave the last short)."""
+    expected = expected_windows(views)
+    deadline = time.monotonic() + 120
+    while True:  # the last periods' flushes come on the clock, after the last input
+        six = read_all(kafka, topics["TOPIC_TUMBLING"], len(expected.tumbling), timeout=60)
+        if latest_by_key(six) == window_rows(expected.tumbling) or time.monotonic() > deadline:
+            break
+    seven = read_all(kafka, topics["TOPIC_HOPPING"], len(expected.hopping), timeout=60)
+    eight = read_all(kafka, topics["TOPIC_SESSION"], len(expected.sessions), timeout=60)
+    updates, updates7 = count_updates(six), count_updates(seven)
+    lost, duplicated = losses(updates, expected.tumbling)
+    lost7, duplicated7 = losses(updates7, expected.hopping)
+    print(
+        f"\nfaults: {fault}: {len(views)} views, {len(six)} topic6 records, {lost} lost, "
+        f"{duplicated} duplicated (topic7: {len(seven)} records, {lost7} lost, {duplicated7} "
+        "duplicated)"
+    )
+    assert (lost, duplicated, lost7, duplicated7) == (0, 0, 0, 0)
+    assert all(counts == sorted(counts) for counts in [*updates.values(), *updates7.values()])
+    assert latest_by_key(six) == window_rows(expected.tumbling)
+    assert {k: v["pageview_count"] for k, v in latest_by_key(seven).items()} == expected.hopping
+    live = {k: v for k, v in latest_by_key(eight).items() if not v["deleted"]}
+    assert {k: (v["window_end"], v["pageview_count"]) for k, v in live.items()} == (
+        expected.sessions
+    )
+
+
+def test_two_phase_cached_windows_sigkilled_mid_stream(
+    kafka: str, make_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """--emit cached aggregates in two phases: the local stage's state, the partials it sent
+    and the input offsets commit in one transaction, so a SIGKILL neither loses a partial nor
+    sends one twice."""
+    topics = shared_topics(make_topic, WINDOWS_TOPICS)
+    views = make_views(20_000, seed=6)
+    env = {**FAST_FAILOVER, "WINDOWS_EMIT": "cached", "WINDOWS_CACHE_MS": "500"}
+    app = StreamsApp("streams.windows", kafka, topics, tmp_path, env=env)
+    with stopped_at_exit(app), view_feeder(kafka, topics, views) as feeder:
+        app.start()
+        # The local stage commits topic1's offsets; the kill lands while views still arrive.
+        wait_for_progress(kafka, topics["TOPIC_PAGEVIEWS"], app, BACKLOG, "the local stage")
+        feeder.start()
+        at = BACKLOG + len(feeder.items) // 5
+        progress = wait_for_progress(kafka, topics["TOPIC_PAGEVIEWS"], app, at, "the local stage")
+        app.kill()
+        assert feeder.is_alive(), "the kill must land mid-stream"
+        app.start()
+        feeder.finish()
+        check_cached_windows(
+            kafka,
+            topics,
+            views,
+            f"--emit cached (two-phase) SIGKILLed at {progress} of {len(views)} input offsets "
+            "committed, restarted",
+        )
+        partials = repartition_topic(app, topics, "source-partials")
+        crossed = total_records(kafka, partials)
+        print(f"faults: {crossed} partial batches crossed the repartition for {len(views)} views")
+        assert 0 < crossed < len(views) / 10
+        assert alive(app), f"streams.windows exited: {log_tail(app)}"
+
+
 def test_users_sigkilled_mid_stream(
     kafka: str, schema_registry_url: str, make_topic: Callable[..., str], tmp_path: Path
 ) -> None:

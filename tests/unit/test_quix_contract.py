@@ -175,3 +175,23 @@ def test_produce_each_writes_to_the_topic_partition_and_time_it_is_given() -> No
     assert [(r.key, r.value, r.timestamp, r.partition, r.headers) for r in records] == [
         (f"k{n}", {"n": n}, 100 + n, 2, []) for n in range(3)
     ], "produce_each no longer produces with the partition, key and timestamp it names"
+
+
+@pytest.mark.parametrize(("partitions", "expected"), [(1, False), (3, True)])
+def test_group_by_repartitions_through_a_topic_unless_the_input_has_one_partition(
+    partitions: int, expected: bool
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def setup(app: Application) -> None:
+        numbers = app.topic("numbers", key_deserializer="str", value_deserializer="json")
+        sdf = app.dataframe(numbers)
+        seen["repartitions"] = quix.repartitions(sdf)
+        seen["topic"] = sdf.group_by("n", key_serializer="str").topics[0].name
+
+    with TestDriver(setup, partitions=partitions):
+        pass
+    assert seen["repartitions"] is expected
+    assert seen["topic"].startswith("repartition__") is expected, (
+        "group_by's choice of a repartition topic no longer follows the input's partitions"
+    )

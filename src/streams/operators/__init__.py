@@ -2,6 +2,7 @@
 
 - :mod:`~streams.operators.deadletter`: validation; bad records to the dead-letter topic.
 - :mod:`~streams.operators.window_engine`: windowed aggregation with ksqlDB's semantics, pure.
+- :mod:`~streams.operators.local_aggregate`: two-phase aggregation's local stage, pure.
 - :mod:`~streams.operators.window_aggregate`: the engine on a Quix ``StreamingDataFrame``.
 - :mod:`~streams.operators.join`: joins: stream-table, stream-stream (windowed), table-table.
 - :mod:`~streams.operators.table`: a filtered table (rows in, rows or tombstones out).

@@ -1,12 +1,16 @@
 """Windowed aggregation on a Quix ``StreamingDataFrame``: the window engine as one stateful step.
 
-:func:`window_aggregate` puts :class:`~streams.operators.window_engine.WindowEngine` on a
-dataframe keyed by group: ONE stateful step per record updates every window kind in one state
-entry per window on RocksDB with changelog (fault tolerant and exactly-once, without a built-in
-Quix window per kind per record), writes each result to the topic of its window spec and each
-record too late for a window to the late topic with the reason; under ``--emit cached`` a
-periodic task flushes results on the clock. :func:`add_emit_arguments` gives every processor
-that aggregates in windows the same ``--grace-ms``, ``--emit`` and ``--cache-ms`` flags.
+:func:`window_aggregate` groups a dataframe by a column and puts
+:class:`~streams.operators.window_engine.WindowEngine` on it: ONE stateful step per record
+updates every window kind in one state entry per window on RocksDB with changelog (fault
+tolerant and exactly-once, without a built-in Quix window per kind per record), writes each
+result to the topic of its window spec and each record too late for a window to the late topic
+with the reason; under ``--emit cached`` a periodic task flushes results on the clock, and a
+splittable aggregate is computed in two phases (:mod:`~streams.operators.local_aggregate`
+before the repartition, :meth:`~streams.operators.window_engine.WindowEngine.process_partial`
+after it), so that partial aggregates, not records, cross the repartition.
+:func:`add_emit_arguments` gives every processor that aggregates in windows the same
+``--grace-ms``, ``--emit`` and ``--cache-ms`` flags.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from quixstreams.state.base.transaction import PartitionTransaction
 from clients.logs import RateLimitedLog
 from clients.settings import env, env_int
 from streams import clock, quix
+from streams.operators.local_aggregate import LocalAggregator
 from streams.operators.window_engine import (
     DEFAULT_CACHE_MS,
     EMIT_MODES,
@@ -57,7 +62,8 @@ def add_emit_arguments(
         default=env(f"{var_prefix}_EMIT", "changes"),
         help="changes: every update (EMIT CHANGES); final: once per window when it closes "
         "(EMIT FINAL); cached: the latest update per window every --cache-ms, as ksqlDB's "
-        f"record cache (env {var_prefix}_EMIT; default changes)",
+        "record cache, aggregated in two phases (partial aggregates cross the repartition, "
+        f"not records) (env {var_prefix}_EMIT; default changes)",
     )
     parser.add_argument(
         f"--{flag_prefix}cache-ms",
@@ -75,12 +81,8 @@ def emit_options(args: argparse.Namespace, flag_prefix: str = "") -> dict[str, A
     return {name: getattr(args, f"{dest}{name}") for name in ("grace_ms", "emit", "cache_ms")}
 
 
-#: Where a Quix transaction carries this operator's cache of its state (see :func:`cached_state`).
-_CACHE_ATTRIBUTE = "_pageview_streams_window_cache"
-
-
-def cached_state(transaction: PartitionTransaction) -> CachedState:
-    """The partition-scoped engine state of a Quix ``transaction``, cached for its lifetime.
+def cached_state(transaction: PartitionTransaction, prefix: str = "windows") -> CachedState:
+    """The partition-scoped state ``prefix`` of a Quix ``transaction``, cached for its lifetime.
 
     Stream time is per input partition (as ksqlDB's), so the engine needs partition scope (its
     own keys carry the group): the transaction is re-prefixed. A Quix state get/set costs
@@ -92,11 +94,12 @@ def cached_state(transaction: PartitionTransaction) -> CachedState:
     (each checkpoint, rebalance or abort starts a new one), so it can neither outlive its state
     nor be dropped while the transaction is live.
     """
-    cached: CachedState | None = getattr(transaction, _CACHE_ATTRIBUTE, None)
+    attribute = f"_pageview_streams_cache_{prefix}"
+    cached: CachedState | None = getattr(transaction, attribute, None)
     if cached is None:
-        cached = CachedState(transaction.as_state(prefix="windows"))
+        cached = CachedState(transaction.as_state(prefix=prefix))
         quix.before_prepare(transaction, cached.flush)
-        setattr(transaction, _CACHE_ATTRIBUTE, cached)
+        setattr(transaction, attribute, cached)
     return cached
 
 
@@ -164,28 +167,33 @@ def window_step(
     return step
 
 
-class CacheFlusher:
-    """Flushes ``--emit cached`` results on the clock, as ksqlDB's record cache does at commits.
+#: What a clock flush produces: (topic, value, key, timestamp).
+Due = tuple[Topic, Any, Any, int]
 
-    The window step flushes a partition's pending results when a record arrives after the
-    cache period; a partition that goes quiet would keep its last updates pending until its
-    next record. Registered as a Quix periodic task (the run loop calls it between records,
-    on the processing thread), :meth:`tick` checks every assigned partition every
-    ``check_ms`` and writes what is due through the producer, in the open checkpoint: the
-    results and the state change commit together, exactly once. Quix's lookup buffer settles
-    its deadlines the same way.
+
+class CacheFlusher:
+    """Flushes what ``--emit cached`` holds on the clock, as ksqlDB's record cache does at
+    commits: the window results, or the local stage's partials, of a period that has ended.
+
+    A record arriving after the cache period flushes its partition's pending results itself;
+    a partition that goes quiet would keep its last updates pending until its next record.
+    Registered as a Quix periodic task (the run loop calls it between records, on the
+    processing thread), :meth:`tick` checks every assigned partition of ``stateful``'s store
+    every ``check_ms`` and writes what ``due(state)`` returns through the producer, in the open
+    checkpoint: the records and the state change commit together, exactly once. Quix's lookup
+    buffer settles its deadlines the same way.
     """
 
     def __init__(
         self,
         stateful: StreamingDataFrame,
-        engine: WindowEngine,
-        routes: list[Topic],
+        prefix: str,
+        due: Callable[[CachedState], list[Due]],
         check_ms: int = 100,
     ) -> None:
         self._sdf = stateful
-        self._engine = engine
-        self._routes = routes
+        self._prefix = prefix
+        self._due = due
         # Not tied to cache_ms: a tiny cache period would make the check per-loop work, and
         # records flush such caches themselves.
         self._check_s = check_ms / 1000
@@ -197,47 +205,118 @@ class CacheFlusher:
             return
         self._next = now + self._check_s
         for partition, transaction in quix.partition_transactions(self._sdf):
-            state = cached_state(transaction)
-            records = self._engine.flush_due(state)
+            state = cached_state(transaction, self._prefix)
+            records = self._due(state)
             if not records:
                 continue
             origin = quix.origin(self._sdf.topics[0].name, partition)
-            for record in records:
-                topic = self._routes[record.route]
-                quix.produce(self._sdf, topic, record, record.key, record.timestamp, origin)
+            for topic, value, key, timestamp in records:
+                quix.produce(self._sdf, topic, value, key, timestamp, origin)
             # Written now, not at prepare: a checkpoint with no input offsets commits only
             # if a store transaction has changed, and otherwise aborts, dropping these records.
             state.flush()
 
 
 def window_aggregate(
-    grouped: StreamingDataFrame,
+    records: StreamingDataFrame,
     engine: WindowEngine,
     routes: list[Topic],
     late_key: Callable[[Any], Any],
     on_late: Callable[[str, int, str], None] | None = None,
 ) -> None:
-    """The window step on ``grouped`` (keyed by group), its results written to ``routes``
-    (one topic per spec, then the late topic) and, under ``--emit cached``, the clock flush.
+    """``records`` grouped by their ``engine.group_column`` (a text column) and aggregated by
+    the window step, its results written to ``routes`` (one topic per spec, then the late
+    topic) and, under ``--emit cached``, flushed on the clock.
 
-    A late record is keyed by ``late_key(value)`` and reported to ``on_late`` (default:
-    :func:`late_log`).
+    Under ``--emit cached`` with a splittable aggregate, in two phases (see
+    :mod:`~streams.operators.local_aggregate`): each input partition folds its records for the
+    cache period and only the partials cross the repartition. Otherwise every record is
+    repartitioned by group (on one input partition, only re-keyed: there is no repartition
+    to save). A late record is keyed by ``late_key(value)`` (a late partial by its
+    group) and reported to ``on_late`` (default: :func:`late_log`).
     """
     on_late = late_log(engine.group_column) if on_late is None else on_late
-    step = window_step(engine, on_late, late_key)
+    if engine.cached and engine.aggregate.splittable and quix.repartitions(records):
+        grouped = _local_phase(records, engine)
+        step = partial_step(engine, on_late)
+    else:
+        grouped = records.group_by(
+            engine.group_column, key_serializer="str", key_deserializer="str"
+        )
+        step = window_step(engine, on_late, late_key)
     emit = quix.emitter(grouped)
 
-    def step_and_produce(view: dict, key: str, timestamp: int, headers: Any, state: Any) -> None:
+    def step_and_produce(value: Any, key: str, timestamp: int, headers: Any, state: Any) -> None:
         # Produced here, each with its own key and timestamp and no headers (a window record
         # is not any one input's), rather than expanded into Quix stages per output record:
         # under EMIT CHANGES a page view has 8 outputs, and the stages were most of their cost.
-        for record in step(view, key, timestamp, headers, state):
+        for record in step(value, key, timestamp, headers, state):
             emit(routes[record.route], record, record.key, record.timestamp)
 
     grouped.update(step_and_produce, stateful=True, metadata=True)
     if engine.cached:
-        flusher = CacheFlusher(grouped, engine, routes)
+
+        def due(state: CachedState) -> list[Due]:
+            return [(routes[r.route], r, r.key, r.timestamp) for r in engine.flush_due(state)]
+
+        flusher = CacheFlusher(grouped, "windows", due)
         quix.register_periodic_task(grouped, flusher.tick)
+
+
+def _local_phase(records: StreamingDataFrame, engine: WindowEngine) -> StreamingDataFrame:
+    """The local stage on ``records``' own partitions, then the repartition of its partial
+    batches by group: the dataframe of batches the global step reads."""
+    local = LocalAggregator(engine)
+    column = engine.group_column
+
+    def fold(value: Any, _key: Any, timestamp: int, _headers: Any, state: Any) -> list:
+        state = cached_state(quix.key_transaction(state), "local")
+        return local.add(state, value[column], value, timestamp)
+
+    batches = records.apply(fold, stateful=True, metadata=True, expand=True)
+    batches = batches.set_timestamp(lambda batch, _key, _ts, _headers: batch.timestamp)
+    # Its own repartition topic (and state): the partials are not the records that a
+    # one-phase run of the same processor repartitions by the column.
+    grouped = batches.group_by(
+        "group", name=f"{column}-partials", key_serializer="str", key_deserializer="str"
+    )
+    partials = grouped.topics[0]
+
+    def due(state: CachedState) -> list[Due]:
+        return [(partials, b, b.group, b.timestamp) for b in local.flush_due(state)]
+
+    flusher = CacheFlusher(batches, "local", due)
+    quix.register_periodic_task(batches, flusher.tick)
+    return grouped
+
+
+def partial_step(
+    engine: WindowEngine, on_late: Callable[[str, int, str], None]
+) -> Callable[..., Iterable[WindowRecord]]:
+    """The global step of two-phase aggregation: one call per batch of a group's partials ->
+    the output records in order. A partial too late for its window goes to the late route
+    (``len(engine.specs)``) keyed by its group, as the window and aggregate it held."""
+    kinds = [spec.kind for spec in engine.specs]
+    late_route = len(engine.specs)
+    result = engine.aggregate.result
+
+    def step(batch: dict, key: str, _ts: int, _headers: Any, state: Any) -> list[WindowRecord]:
+        windows = cached_state(quix.key_transaction(state))
+        out: list[WindowRecord] = []
+        for partial in batch["partials"]:
+            spec, start, end, acc, timestamp = partial
+            records, late = engine.process_partial(windows, key, partial)
+            out.extend(records)
+            for _index, reason in late:
+                on_late(key, timestamp, reason)
+                held = {engine.group_column: key, "window_start": start, "window_end": end}
+                record = WindowRecord(partial={**held, **result(acc)}, window=kinds[spec])
+                record["reason"] = reason
+                record.route, record.key, record.timestamp = late_route, key, timestamp
+                out.append(record)
+        return out
+
+    return step
 
 
 def late_log(group_column: str, log: logging.Logger = logger) -> Callable[[str, int, str], None]:

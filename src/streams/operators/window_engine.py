@@ -139,6 +139,10 @@ class Aggregate:
     add: Callable[[Any, Any], Any]
     merge: Callable[[Any, Any], Any]
     result: Callable[[Any], dict[str, Any]]
+    #: Whether ``merge`` of accumulators folded on different input partitions is exact, so the
+    #: aggregate may be computed in two phases (COUNT, SUM, AVG, MIN, MAX are; LATEST_BY_OFFSET
+    #: is not: offsets of different partitions are not ordered).
+    splittable: bool = False
 
 
 def count_aggregate(column: str) -> Aggregate:
@@ -148,6 +152,7 @@ def count_aggregate(column: str) -> Aggregate:
         add=lambda acc, _value: acc + 1,
         merge=lambda a, b: a + b,
         result=lambda acc: {column: acc},
+        splittable=True,
     )
 
 
@@ -170,6 +175,11 @@ _STREAM_TIME, _LEGACY_GROUPS, _BOUNDS, _PENDING, _FLUSHED = range(5)
 _LOW, _HIGH, _EARLIEST = range(3)
 #: An index head ``"{spec}|#|{bucket}"`` (see _Index): [pages, characters in the last page].
 _PAGES, _CHARS = 0, 1
+
+#: A partial aggregate of two-phase aggregation: [spec, window start, window end, accumulator,
+#: max event time] (a session's end is its max event time).
+Partial = list
+_P_SPEC, _P_START, _P_END, _P_ACC, _P_MAX_TS = range(5)
 
 
 class WindowRecord(dict):
@@ -259,6 +269,15 @@ class _Index:
         return list(groups)
 
 
+def check_group(group: Any) -> None:
+    """Raise ValueError (the record's fault) for a group key too long to be part of keys."""
+    if isinstance(group, str) and len(group) > MAX_GROUP_CHARS:
+        raise ValueError(
+            f"group key is {len(group)} characters long, more than {MAX_GROUP_CHARS}: it "
+            f"would be part of every state key and output key of its windows"
+        )
+
+
 class WindowEngine:
     """Applies records to all ``specs`` at once; see the module docstring for the contract."""
 
@@ -309,6 +328,18 @@ class WindowEngine:
         raw, late = self._apply(state, group, value, timestamp)
         return _to_records(raw, self._sessions, self.group_column, self.zero), late
 
+    def process_partial(
+        self, state: WindowState, group: str, partial: Partial
+    ) -> tuple[list[WindowRecord], list[tuple[int, str]]]:
+        """Merge one partial aggregate of two-phase aggregation (the global step; see
+        :mod:`streams.operators.local_aggregate`): ``[spec, start, end, acc, max event time]``
+        is one time window's accumulator, or a session's, from one input partition. It counts
+        as a record at its max event time for stream time and lateness, and merges with
+        ``aggregate.merge`` where a record would ``add``: a session interval merges every
+        session within the gap of either end, as its records would have one by one."""
+        raw, late = self._apply(state, group, None, partial[_P_MAX_TS], partial)
+        return _to_records(raw, self._sessions, self.group_column, self.zero), late
+
     def meta(self, state: WindowState) -> PartitionMeta | None:
         """Inspection (tests, tools): the partition's bookkeeping, None before any record."""
         meta = state.get(_META)
@@ -319,13 +350,16 @@ class WindowEngine:
         )
 
     def _apply(
-        self, state: WindowState, group: str, value: Any, timestamp: int
+        self,
+        state: WindowState,
+        group: str,
+        value: Any,
+        timestamp: int,
+        partial: Partial | None = None,
     ) -> tuple[list[_Raw], list[tuple[int, str]]]:
-        if isinstance(group, str) and len(group) > MAX_GROUP_CHARS:
-            raise ValueError(
-                f"group key is {len(group)} characters long, more than {MAX_GROUP_CHARS}: it "
-                f"would be part of every state key and output key of its windows"
-            )
+        """A record (``value``) or a ``partial`` of one spec: every spec expires what closed,
+        then the record goes into each spec's windows, the partial into its own spec's."""
+        check_group(group)
         meta = state.get(_META)
         if meta is None:
             meta = [timestamp, [], [[None, None, None] for _ in self.specs], {}, 0]
@@ -337,15 +371,25 @@ class WindowEngine:
         results: list[_Raw] = []
         late: list[tuple[int, str]] = []
         all_bounds = meta[_BOUNDS]
+        if partial is None:
+            only = window = None  # every spec; each finds the windows of ``timestamp``
+            low = high = timestamp
+            merge = False
+        else:
+            only, value, merge = partial[_P_SPEC], partial[_P_ACC], True
+            window = low = partial[_P_START]
+            high = partial[_P_END]
         for index, size, advance, gap, grace in self._plan:
             close = stream_time - grace
             bounds = all_bounds[index]  # [_LOW, _HIGH, _EARLIEST]
             if gap:
                 # Kafka Streams: a session closes at end + gap + grace: no record can extend it.
                 close -= gap
-                self._session(
-                    state, index, gap, group, value, timestamp, close, bounds, results, late
-                )
+                if only is None or only == index:
+                    self._session(
+                        state, index, gap, group, value, low, high, close, bounds, results,
+                        late, merge,
+                    )  # fmt: skip
                 # Checked here, not in the callee: nothing has closed on almost every record.
                 # Bucket by bucket, except that EMIT FINAL emits a session as soon as it closes.
                 if bounds[_LOW] is not None and (
@@ -355,19 +399,11 @@ class WindowEngine:
             else:
                 if bounds[_LOW] is not None and bounds[_LOW] + size <= close:
                     self._expire_time_windows(state, index, size, advance, bounds, close, results)
-                self._time(
-                    state,
-                    index,
-                    size,
-                    advance,
-                    group,
-                    value,
-                    timestamp,
-                    close,
-                    bounds,
-                    results,
-                    late,
-                )
+                if only is None or only == index:
+                    self._time(
+                        state, index, size, advance, group, value, timestamp, close, bounds,
+                        results, late, window,
+                    )  # fmt: skip
         if self.cached:
             results = self._coalesce(meta, results)
         state.set(_META, meta)
@@ -454,13 +490,22 @@ class WindowEngine:
         bounds: list,
         results: list[_Raw],
         late: list[tuple[int, str]],
+        window: int | None = None,
     ) -> None:
+        """``value`` into every window containing ``ts``; or, given the ``window`` (start) of a
+        partial, ``value`` is that window's partial accumulator, merged into it."""
         agg, final = self.aggregate, self.final
-        first = ts - size + advance  # the lowest start whose window still contains ts
-        start = first - first % advance if first > 0 else 0
+        if window is None:
+            first = ts - size + advance  # the lowest start whose window still contains ts
+            start = first - first % advance if first > 0 else 0
+            last = ts
+            fold = agg.add
+        else:
+            start = last = window
+            fold = agg.merge
         prefix = f"{index}|{group}|"
         skipped: list[int] = []
-        while start <= ts:
+        while start <= last:
             end = start + size
             if end <= close:
                 skipped.append(start)
@@ -468,7 +513,7 @@ class WindowEngine:
                 key = prefix + str(start)
                 stored = state.get(key)
                 if stored is None:
-                    stored = [agg.add(agg.init(), value), ts]  # [_ACC, _MAX_TS]
+                    stored = [fold(agg.init(), value), ts]  # [_ACC, _MAX_TS]
                     _Index.add(state, index, start, group)
                     if bounds[_LOW] is None or start < bounds[_LOW]:
                         bounds[_LOW] = start
@@ -476,7 +521,7 @@ class WindowEngine:
                         bounds[_HIGH] = start
                 else:
                     # In place: the state hands out its own object, and set() marks it changed.
-                    stored[_ACC] = agg.add(stored[_ACC], value)
+                    stored[_ACC] = fold(stored[_ACC], value)
                     if ts > stored[_MAX_TS]:
                         stored[_MAX_TS] = ts
                 state.set(key, stored)
@@ -532,13 +577,17 @@ class WindowEngine:
         gap: int,
         group: str,
         value: Any,
-        ts: int,
+        low: int,
+        high: int,
         close: int,
         bounds: list,
         results: list[_Raw],
         late: list[tuple[int, str]],
+        merge: bool = False,
     ) -> None:
-        """Merge ``ts`` into the group's sessions; ``close`` = stream time - grace - gap."""
+        """Merge a record at ``low == high`` into the group's sessions; or with ``merge``, a
+        partial session ``[low, high]`` whose accumulator is ``value``. ``close`` = stream
+        time - grace - gap."""
         agg = self.aggregate
         key = f"{index}|{group}|s"
         stored: list[list] = state.get(key) or []
@@ -547,9 +596,9 @@ class WindowEngine:
         sessions = self._drop_closed(index, group, stored, close, results)
         kept: list[list] = []
         merged: list[list] = []
-        start = end = ts
+        start, end = low, high
         for session in sessions:
-            if session[_END] >= ts - gap and session[_START] <= ts + gap:
+            if session[_END] >= low - gap and session[_START] <= high + gap:
                 merged.append(session)
                 if session[_START] < start:
                     start = session[_START]
@@ -570,11 +619,15 @@ class WindowEngine:
             acc = agg.init()
             for session in merged:
                 acc = agg.merge(acc, session[_SESSION_ACC])
-            acc = agg.add(acc, value)
-            if not self.final and (start != ts or end != ts):
-                # ksqlDB retracts every merged session, even one whose bounds did not change.
+            acc = agg.merge(acc, value) if merge else agg.add(acc, value)
+            if not self.final:
+                # ksqlDB retracts every merged session once the record extends anything, even
+                # one whose bounds did not change; a session with the new bounds is otherwise
+                # simply updated (its key is the same).
+                grown = start != low or end != high
                 for old in merged:
-                    results.append((index, group, old[_START], old[_END], None, old[_END]))
+                    if grown or old[_START] != start or old[_END] != end:
+                        results.append((index, group, old[_START], old[_END], None, old[_END]))
             kept.append([start, end, acc])  # [_START, _END, _SESSION_ACC]
             if len(kept) > 1:
                 kept.sort()

@@ -1,0 +1,211 @@
+"""Two-phase (local-global) aggregation under ``--emit cached``: the same final windows as
+one record at a time, with only partial aggregates crossing the repartition.
+
+The processors run through the in-memory driver (real RocksDB state, the repartition topics fed
+back on Java's partitioner): one-phase ``--emit changes`` against two-phase ``--emit cached``
+on the same random page views: out of order, on five input partitions, with sessions whose
+records arrive on different partitions and merge only in the global step.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+
+from streams import country, windows
+from streams.operators.local_aggregate import MAX_GROUP_CHARS_PENDING, LocalAggregator
+from streams.operators.window_engine import (
+    MAX_GROUP_CHARS,
+    MAX_PENDING,
+    DictState,
+    WindowEngine,
+    WindowSpec,
+    count_aggregate,
+)
+from streams.testing import Record, TestDriver
+
+T0 = 1_700_000_100_000  # a multiple of 5 minutes
+MINUTE = 60_000
+VIEWS, USERS, LATE = "topic1_PageView", "topic4", "pageview_streams_late"
+SOURCES = ("Homepage", "Inbox", "External", "Search")
+CACHE_MS = 1000
+
+
+def random_views(seed: int, count: int = 800) -> list[dict[str, Any]]:
+    """Views over 70 minutes with bursts and lulls (sessions of 5 min gap open and close),
+    shuffled within 3 minutes (out of order), keyed by 40 session ids over 5 partitions."""
+    rng = random.Random(seed)
+    times = []
+    t = T0
+    for _ in range(count):
+        t += rng.choice([1_000, 5_000, 20_000, 20_000, 7 * MINUTE]) if rng.random() < 0.3 else 0
+        times.append(t + rng.randrange(3 * MINUTE))
+    return [
+        {
+            "session_id": f"s{rng.randrange(40)}",
+            "user_id": rng.randrange(1, 7),
+            "source": rng.choice(SOURCES),
+            "event_timestamp": ts,
+        }
+        for ts in times
+    ]
+
+
+def latest(records: list[Record]) -> dict[str, dict[str, Any]]:
+    """A table of the records: the latest value per key, retracted sessions dropped."""
+    table: dict[str, dict[str, Any]] = {}
+    for record in records:
+        table[record.key] = record.value
+    return {key: value for key, value in table.items() if not value.get("deleted")}
+
+
+def run_windows(views: list[dict[str, Any]], emit: str, seed: int) -> dict[str, Any]:
+    """The final topic6-8 tables of streams.windows, and its records, run with ``emit``."""
+    config = windows.WindowsConfig(emit=emit, cache_ms=CACHE_MS)
+    rng = random.Random(seed)
+    with TestDriver(lambda app: windows.setup(app, config), partitions=5) as driver:
+        for view in views:
+            driver.pipe(VIEWS, view["session_id"], view)
+            # The clock moves on between records, sometimes past a period, and checkpoints
+            # commit now and then: flushes land anywhere in the stream.
+            if rng.random() < 0.05:
+                driver.advance_wall_clock(rng.choice([150, 400, CACHE_MS + 100]))
+            if rng.random() < 0.02:
+                driver.commit()
+        for _ in range(3):  # the local stage's last period, then the global one's
+            driver.advance_wall_clock(CACHE_MS + 100)
+        out = {topic: driver.read(topic) for topic in ("topic6", "topic7", "topic8", LATE)}
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_windows_two_phase_gives_the_final_rows_of_one_record_at_a_time(seed: int) -> None:
+    views = random_views(seed)
+    one = run_windows(views, "changes", seed)
+    two = run_windows(views, "cached", seed)
+    for topic in ("topic6", "topic7", "topic8"):
+        assert latest(two[topic]) == latest(one[topic]), topic
+    assert one[LATE] == two[LATE] == []
+    # The input really was out of order and sessions did merge across input partitions.
+    assert any(v["deleted"] for v in (r.value for r in one["topic8"]))
+    sessions = latest(one["topic8"])
+    assert len(latest(one["topic6"])) > 4 * len(SOURCES) and len(sessions) > len(SOURCES)
+    # Coalesced: each window's updates are a few per period, not one per view.
+    assert len(two["topic6"]) < len(one["topic6"]) / 2
+
+
+def test_a_count_never_goes_back_under_two_phase() -> None:
+    """Partials only add: each window's committed counts rise, so none is counted twice."""
+    two = run_windows(random_views(4), "cached", 4)
+    for topic in ("topic6", "topic7"):
+        by_key: dict[str, list[int]] = {}
+        for record in two[topic]:
+            by_key.setdefault(record.key, []).append(record.value["pageview_count"])
+        assert all(counts == sorted(set(counts)) for counts in by_key.values()), topic
+
+
+def run_country(views: list[dict[str, Any]], emit: str) -> list[Record]:
+    config = country.CountryConfig(emit=emit, cache_ms=CACHE_MS)
+    with TestDriver(lambda app: country.setup(app, config), partitions=5) as driver:
+        for user, (nation, age) in enumerate(
+            [("Thailand", 30), ("Vietnam", 41), ("Thailand", 25), ("Singapore", None)], 1
+        ):
+            row = {"user_id": user, "age": age, "gender": "Male", "country": nation}
+            driver.pipe(USERS, str(user), {**row, "subscription": "Gold"}, timestamp=T0 - 1)
+        for i, view in enumerate(views):
+            driver.pipe(VIEWS, view["session_id"], view, timestamp=view["event_timestamp"])
+            if i % 97 == 0:
+                driver.advance_wall_clock(CACHE_MS + 100)
+        for _ in range(3):
+            driver.advance_wall_clock(CACHE_MS + 100)
+        return driver.read("topic5")
+
+
+def test_country_two_phase_gives_the_counts_and_average_ages_of_one_phase() -> None:
+    """AVG in two phases: the partials carry the sum and count of ages, not an average."""
+    views = random_views(5, count=400)  # users 1-6: 5 and 6 are unknown, so "unknown"
+    one, two = latest(run_country(views, "changes")), latest(run_country(views, "cached"))
+    assert two == one
+    assert {key.split("|")[0] for key in one} == {"Thailand", "Vietnam", "Singapore", "unknown"}
+    assert {v["average_age"] for k, v in one.items() if k.startswith("Singapore")} == {None}
+
+
+def test_a_partial_too_late_for_its_window_goes_to_the_late_topic_as_what_it_held() -> None:
+    config = windows.WindowsConfig(grace_ms=0, emit="cached", cache_ms=CACHE_MS)
+    with TestDriver(lambda app: windows.setup(app, config), partitions=5) as driver:
+        late = {"session_id": "s1", "user_id": 1, "source": "Inbox", "event_timestamp": T0}
+        driver.pipe(VIEWS, "s2", {**late, "session_id": "s2", "event_timestamp": T0 + 900_000})
+        driver.advance_wall_clock(CACHE_MS + 100)  # the later view's partials arrive first
+        driver.pipe(VIEWS, "s1", late)
+        driver.advance_wall_clock(CACHE_MS + 100)
+        records = driver.read(LATE)
+    assert [(r.key, r.value["window"]) for r in records] == [
+        ("Inbox", "tumbling"),
+        *[("Inbox", "hopping")] * 5,
+        ("Inbox", "session"),
+    ]
+    assert records[0].value["partial"] == {
+        "source": "Inbox",
+        "window_start": T0,
+        "window_end": T0 + 300_000,
+        "pageview_count": 1,
+    }
+    assert "closed" in records[0].value["reason"]
+
+
+def engine(cache_ms: int) -> tuple[WindowEngine, list[float]]:
+    """A tumbling and a session window counting, on a wall clock the test moves (seconds)."""
+    specs = [WindowSpec.tumbling(5 * MINUTE), WindowSpec.session(5 * MINUTE)]
+    now = [0.0]
+    counting = WindowEngine(
+        specs, count_aggregate("n"), "cached", cache_ms=cache_ms, clock=lambda: now[0]
+    )
+    return counting, now
+
+
+def test_the_local_stage_merges_sessions_by_the_gap_and_sends_once_per_period() -> None:
+    windows_engine, now = engine(cache_ms=1000)
+    local, state = LocalAggregator(windows_engine), DictState()
+    assert local.add(state, "a", {}, T0) == []
+    assert local.add(state, "a", {}, T0 + 10 * MINUTE) == []  # a second session
+    assert local.add(state, "a", {}, T0 + 5 * MINUTE) == []  # bridges the two
+    assert local.flush_due(state) == []  # the period has not ended
+    now[0] = 1.0
+    (batch,) = local.flush_due(state)
+    assert (batch.group, batch.timestamp) == ("a", T0 + 10 * MINUTE)
+    assert batch == {
+        "group": "a",
+        "partials": [  # [spec, start, end, count, max event time], in order of arrival
+            [0, T0, T0 + 5 * MINUTE, 1, T0],
+            [1, T0, T0 + 10 * MINUTE, 3, T0 + 10 * MINUTE],  # one session of three
+            [0, T0 + 10 * MINUTE, T0 + 15 * MINUTE, 1, T0 + 10 * MINUTE],
+            [0, T0 + 5 * MINUTE, T0 + 10 * MINUTE, 1, T0 + 5 * MINUTE],
+        ],
+    }
+    assert local.flush_due(state) == []  # sent once
+
+
+def test_the_local_stage_sends_early_when_its_windows_fill_the_cache() -> None:
+    windows_engine, _now = engine(cache_ms=60_000)
+    local, state = LocalAggregator(windows_engine), DictState()
+    sent = []
+    for i in range(MAX_PENDING // 2):  # a group per record, two windows each
+        assert sent == []
+        sent = local.add(state, f"g{i}", {}, T0)
+    assert len(sent) == MAX_PENDING // 2  # sent by the record that filled it
+    assert state.get("local")[1] == 0  # nothing pending any more
+
+
+def test_the_local_stage_sends_early_before_long_group_keys_outgrow_a_record() -> None:
+    """Its state is one value, one changelog record: long keys must not push it toward
+    Kafka's message limit, whatever the window count."""
+    windows_engine, _now = engine(cache_ms=60_000)
+    local, state = LocalAggregator(windows_engine), DictState()
+    long_keys = [f"{i:04d}" + "x" * (MAX_GROUP_CHARS - 4) for i in range(70)]
+    sent = [len(local.add(state, key, {}, T0)) for key in long_keys]
+    first = MAX_GROUP_CHARS_PENDING // MAX_GROUP_CHARS  # keys that fill the bound
+    assert sent[first - 1] == first and sum(sent) == first  # once, when it filled
+    assert len(json.dumps(state.get("local"))) < 1_000_000 / 3
