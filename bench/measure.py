@@ -38,10 +38,24 @@ class Measurement:
     wall_seconds: float
     peak_rss_mb: float
     state_mb: float | None
+    #: CPU time (user + system) of each process over the same period as ``seconds``.
+    cpu_seconds: tuple[float, ...] = ()
 
     @property
     def events_per_s(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def events_per_cpu_s(self) -> float:
+        """Events per CPU-second of all processes: the work per event, whatever the cores."""
+        total = sum(self.cpu_seconds)
+        return self.events / total if total > 0 else float("nan")
+
+    @property
+    def busiest_share(self) -> float:
+        """The busiest process's share of the CPU time: 1/N when N instances share the work."""
+        total = sum(self.cpu_seconds)
+        return max(self.cpu_seconds) / total if total > 0 else float("nan")
 
 
 def steady_rate(first: tuple[float, int], last: tuple[float, int]) -> tuple[int, float]:
@@ -78,6 +92,21 @@ class PeakRss:
     @property
     def megabytes(self) -> float:
         return sum(self.peaks.values()) / 2**20
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process and its live children so far."""
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0.0
+        total = 0.0
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
 
 
 def _vm_hwm_bytes(pid: int) -> int | None:
@@ -139,6 +168,8 @@ def run_until_done(
     ]
     samplers = [PeakRss(p.pid) for p in procs]
     first: tuple[float, int] | None = None
+    cpu_start: list[float] = []
+    cpu_end: list[float] = []
     try:
         with tqdm(total=total, desc=label, unit="ev", unit_scale=True, leave=False) as bar:
             while True:
@@ -156,9 +187,11 @@ def run_until_done(
                 bar.update(done - bar.n)
                 if first is None and done > 0:
                     first = (now, done)
+                    cpu_start = [sampler.cpu_seconds() for sampler in samplers]
                     if on_running is not None:
                         on_running(procs)
                 if complete:
+                    cpu_end = [sampler.cpu_seconds() for sampler in samplers]
                     break
                 dead = [p for p in procs if p.poll() is not None]
                 if dead:
@@ -180,6 +213,7 @@ def run_until_done(
     if events < total / 2:
         # Most of the input went before the first sample (a short run): fall back to wall time.
         events, seconds = total, now - started
+        cpu_start = [0.0] * len(cpu_end)
     state = sum(dir_size_mb(d) for d in state_dirs) if state_dirs else None
     return Measurement(
         events=events,
@@ -187,4 +221,5 @@ def run_until_done(
         wall_seconds=now - started,
         peak_rss_mb=sum(s.megabytes for s in samplers),
         state_mb=state,
+        cpu_seconds=tuple(end - start for start, end in zip(cpu_start, cpu_end, strict=True)),
     )

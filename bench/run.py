@@ -291,6 +291,8 @@ def summarise(runs: dict[str, list[Measurement]], cpus: dict[str, int]) -> list[
                 "spread": (max(rates) - min(rates)) / statistics.median(rates),
                 "ratio_to_limit": statistics.median(ratios),
                 "per_cpu": statistics.median(rates) / cpus[name] if cpus.get(name) else None,
+                "events_per_cpu_s": statistics.median(m.events_per_cpu_s for m in ms),
+                "busiest_share": statistics.median(m.busiest_share for m in ms),
                 "peak_rss_mb": statistics.median(m.peak_rss_mb for m in ms),
                 "state_mb": None
                 if ms[0].state_mb is None
@@ -303,7 +305,10 @@ def summarise(runs: dict[str, list[Measurement]], cpus: dict[str, int]) -> list[
 
 def print_table(rows: list[dict[str, object]], console: Console) -> None:
     table = Table(title="Throughput (median of runs; ratio = median of per-run ratios)")
-    columns = ("contender", "events/s", "x limit", "per CPU", "spread", "peak RSS MB", "state MB")
+    columns = (
+        "contender", "events/s", "x limit", "per CPU", "ev/CPU-s", "busiest", "spread",
+        "peak RSS MB", "state MB",
+    )  # fmt: skip
     for col in columns:
         table.add_column(col, justify="left" if col == "contender" else "right")
     for r in rows:
@@ -313,6 +318,8 @@ def print_table(rows: list[dict[str, object]], console: Console) -> None:
             f"{r['events_per_s']:,.0f}",
             f"{r['ratio_to_limit']:.2f}",
             "-" if per_cpu is None else f"{per_cpu:,.0f}",
+            f"{r['events_per_cpu_s']:,.0f}",
+            f"{r['busiest_share']:.0%}",
             f"{r['spread']:.0%}",
             f"{r['peak_rss_mb']:.0f}",
             "-" if state is None else f"{state:.1f}",

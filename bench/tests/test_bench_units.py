@@ -14,7 +14,7 @@ import orjson
 
 from bench import bytewax_peer, ksql_windows, latency, preload, profile, run
 from bench.kafka_io import group_done
-from bench.measure import steady_rate
+from bench.measure import Measurement, steady_rate
 from contracts.users_schema import SCHEMA
 
 
@@ -181,3 +181,14 @@ def test_collector_phases_report_rates_and_percentiles_in_ms() -> None:
     assert (row["phase"], row["requests"], row["requests_per_s"]) == ("broker up", 100, 50.0)
     assert (round(row["p50_ms"]), round(row["p99_ms"]), round(row["max_ms"])) == (51, 99, 100)
     assert summary("broker stopped", [], 10.0)["requests"] == 0
+
+
+def test_cpu_figures_are_per_cpu_second_of_all_instances_and_the_busiest_share() -> None:
+    m = Measurement(400, 2.0, 3.0, 100.0, None, cpu_seconds=(3.0, 1.0))
+    assert (m.events_per_s, m.events_per_cpu_s, m.busiest_share) == (200.0, 100.0, 0.75)
+    rows = run.summarise({"limit": [m]}, {})
+    assert (rows[0]["events_per_cpu_s"], rows[0]["busiest_share"], rows[0]["per_cpu"]) == (
+        100.0,
+        0.75,
+        None,
+    )
