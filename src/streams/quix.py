@@ -21,6 +21,8 @@ Hooks:
    processing thread (``sdf._registry.register_periodic_task``).
 5. :func:`produce`: produce a record inside the open checkpoint, through the app's own
    (transactional) producer, from a hand-built ``Row`` with a ``MessageContext`` of its origin;
+   :func:`emitter`: the same for a step's outputs, encoding them itself where :func:`encoder`
+   knows the topic's serializers (their private ``_serializer``, ``_dumps``, ``_validator``);
    :func:`produce_each`: each record of a dataframe, to the topic and partition it names
    (``to_topic`` picks no partition, and with its timestamp and headers is three stages).
 6. :func:`processing_error_handler` / :func:`set_processing_error_handler`: the app's
@@ -52,6 +54,7 @@ from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic
 from quixstreams.models.messagecontext import MessageContext
 from quixstreams.models.rows import Row
+from quixstreams.models.serializers import JSONSerializer, StringSerializer
 from quixstreams.state.base.state import State
 from quixstreams.state.base.transaction import PartitionTransaction
 
@@ -153,16 +156,63 @@ Emit = Callable[..., None]
 def emitter(sdf: StreamingDataFrame) -> Emit:
     """A function that produces one value, with no headers, for the record ``sdf`` is
     processing, through the app's producer in the open checkpoint: what a step that writes
-    several outputs per input calls, instead of expanding them into Quix stages per output."""
+    several outputs per input calls, instead of expanding them into Quix stages per output.
+
+    To a topic with plain string keys and JSON values (every output of the window step) it
+    encodes the record itself, with the topic's own JSON ``dumps``, and produces the bytes:
+    Quix's ``row_serialize`` costs 4.5 us per record against 0.5 us for the same bytes (under
+    EMIT CHANGES a page view has 8 outputs). Other topics go through ``produce_row``."""
     context = sdf.processing_context
+    encoders: dict[str, Encoder | None] = {}
 
     def emit(
         topic: Topic, value: Any, key: Any, timestamp: int, partition: int | None = None
     ) -> None:
-        row = Row(value, key, timestamp, message_context(), [])
-        context.producer.produce_row(row, topic, key=key, partition=partition, timestamp=timestamp)
+        name = topic.name
+        encode = encoders[name] if name in encoders else encoders.setdefault(name, encoder(topic))
+        if encode is None:
+            row = Row(value, key, timestamp, message_context(), [])
+            context.producer.produce_row(
+                row, topic, key=key, partition=partition, timestamp=timestamp
+            )
+        else:
+            key_bytes, value_bytes = encode(key, value)
+            context.producer.produce(
+                topic=name, value=value_bytes, key=key_bytes, partition=partition,
+                timestamp=timestamp,
+            )  # fmt: skip
 
     return emit
+
+
+#: ``encode(key, value) -> (key bytes, value bytes)``: see :func:`encoder`.
+Encoder = Callable[[Any, Any], tuple[bytes | None, bytes]]
+
+
+def encoder(topic: Topic) -> Encoder | None:
+    """The bytes ``topic.row_serialize`` would make of a key and value, without its per-record
+    overhead, if the topic has Quix's UTF-8 string key serializer and its plain JSON value
+    serializer (no schema, no registry, no extra headers); None for any other topic."""
+    keys, values = topic._key_serializer, topic._value_serializer
+    if (
+        type(keys) is not StringSerializer
+        or keys._serializer.codec not in ("utf_8", "utf-8", "utf8")
+        or type(values) is not JSONSerializer
+        or values._validator is not None
+        or values._schema_registry_serializer is not None
+        or values.extra_headers
+    ):
+        return None
+    dumps = values._dumps
+
+    def encode(key: Any, value: Any) -> tuple[bytes | None, bytes]:
+        encoded = dumps(value)
+        return (
+            None if key is None else key.encode(),
+            encoded.encode() if isinstance(encoded, str) else encoded,
+        )
+
+    return encode
 
 
 def produce_each(sdf: StreamingDataFrame, destination: Callable[[Any], Destination]) -> None:
@@ -208,9 +258,14 @@ class DriverHooks:
         """``app.topic()`` asks the broker for each topic's configuration; ``fetch`` answers."""
         self.app._topic_manager._fetch_topic = fetch
 
-    def capture_produced(self, produce_row: Callable[..., None]) -> None:
-        """Every ``produce_row`` of the app's producer goes to ``produce_row`` instead."""
-        self.app._processing_context.producer.produce_row = produce_row
+    def capture_produced(
+        self, produce_row: Callable[..., None], produce: Callable[..., None]
+    ) -> None:
+        """Every ``produce_row`` of the app's producer goes to ``produce_row`` instead, and
+        every ``produce`` of bytes (see :func:`emitter`) to ``produce``."""
+        producer = self.app._processing_context.producer
+        producer.produce_row = produce_row
+        producer.produce = produce
 
     def compose(self) -> tuple[dict[str, Callable[..., Any]], list[Topic]]:
         """The composed pipeline per consumed topic name, and the consumed topics."""

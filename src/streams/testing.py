@@ -191,7 +191,7 @@ class TestDriver:
         self._composed, consumed = self._hooks.compose()
         for topic in consumed:
             self._topics[topic.name] = topic
-        self._hooks.capture_produced(self._capture)
+        self._hooks.capture_produced(self._capture, self._capture_bytes)
         self._hooks.assign_all(partitions)
         self._offsets: dict[tuple[str, int], int] = {}
         self._outputs: list[Record] = []
@@ -220,11 +220,35 @@ class TestDriver:
         self._topics.setdefault(topic.name, topic)
         message = topic.row_serialize(row=row, key=row.key if key is _KEY_UNSET else key)
         ts = row.timestamp if timestamp is None else timestamp
+        self._enqueue(topic.name, message.key, message.value, ts, message.headers, partition)
+
+    def _capture_bytes(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+        timestamp: int | None = None,
+        **_delivery: Any,
+    ) -> None:
+        """The producer's ``produce`` of bytes already encoded."""
+        self._enqueue(topic, key, value, timestamp or 0, headers, partition)
+
+    def _enqueue(
+        self,
+        name: str,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp: int,
+        headers: Headers | None,
+        partition: int | None,
+    ) -> None:
         if partition is None:
-            partition = 0 if message.key is None else partition_for(message.key, self.partitions)
-        headers = list(message.headers or [])
-        size = len(message.key or b"") + len(message.value or b"")
-        size += sum(len(name) + len(value or b"") for name, value in headers)
+            partition = 0 if key is None else partition_for(key, self.partitions)
+        headers = list(headers or [])
+        size = len(key or b"") + len(value or b"")
+        size += sum(len(header) + len(content or b"") for header, content in headers)
         if size > self.max_message_bytes:
             # What librdkafka's produce() raises, synchronously, for a record over its limit.
             raise KafkaException(
@@ -233,7 +257,7 @@ class TestDriver:
                     f"Message size {size} exceeds message.max.bytes {self.max_message_bytes}",
                 )
             )
-        self._pending.append((topic.name, message.key, message.value, ts, headers, partition, True))
+        self._pending.append((name, key, value, timestamp, headers, partition, True))
 
     # --- public API ----------------------------------------------------------------------
 

@@ -195,3 +195,24 @@ def test_group_by_repartitions_through_a_topic_unless_the_input_has_one_partitio
     assert seen["topic"].startswith("repartition__") is expected, (
         "group_by's choice of a repartition topic no longer follows the input's partitions"
     )
+
+
+def test_the_emitters_encoding_is_the_bytes_row_serialize_makes() -> None:
+    from quixstreams.models import Topic
+    from quixstreams.models.messagecontext import MessageContext
+    from quixstreams.models.rows import Row
+
+    topic = Topic("out", key_serializer="str", value_serializer="json")
+    value = {"source": "Inbox", "n": 3, "average": 1.5, "none": None, "text": "é\u2028"}
+    row = Row(value, "Inbox|1", 0, MessageContext("in", 0, 0, 0), [])
+    message = topic.row_serialize(row=row, key="Inbox|1")
+    encode = quix.encoder(topic)
+    assert encode is not None, "the str/JSON serializers are no longer recognised"
+    assert encode("Inbox|1", value) == (message.key, message.value)
+    assert encode(None, value)[0] is None
+    for other in (
+        Topic("b", key_serializer="bytes", value_serializer="json"),
+        Topic("j", key_serializer="json", value_serializer="json"),
+        Topic("s", key_serializer="str", value_serializer="str"),
+    ):
+        assert quix.encoder(other) is None, other.name
