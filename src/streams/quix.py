@@ -259,13 +259,15 @@ class DriverHooks:
         self.app._topic_manager._fetch_topic = fetch
 
     def capture_produced(
-        self, produce_row: Callable[..., None], produce: Callable[..., None]
+        self, produce_row: Callable[..., None], produce: Callable[..., None] | None = None
     ) -> None:
-        """Every ``produce_row`` of the app's producer goes to ``produce_row`` instead, and
-        every ``produce`` of bytes (see :func:`emitter`) to ``produce``."""
+        """Every ``produce_row`` of the app's producer goes to ``produce_row`` instead and,
+        given ``produce``, every ``produce`` of bytes too (the :func:`emitter`'s path to
+        string-keyed JSON topics, see :func:`encoder`); without it those are produced."""
         producer = self.app._processing_context.producer
         producer.produce_row = produce_row
-        producer.produce = produce
+        if produce is not None:
+            producer.produce = produce
 
     def compose(self) -> tuple[dict[str, Callable[..., Any]], list[Topic]]:
         """The composed pipeline per consumed topic name, and the consumed topics."""

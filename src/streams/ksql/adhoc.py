@@ -336,7 +336,10 @@ def divert(
     deliver: Callable[[Encoded], None],
 ) -> None:
     """Records for ``builder``'s sink go to ``deliver``, its dead letters nowhere; the app's
-    own topics (repartitions) are produced as usual."""
+    own topics (repartitions) are produced as usual. The sink's records all reach
+    ``produce_row``: its serializer is not the plain JSON one that the emitter encodes itself."""
+    if quix.encoder(builder.sink) is not None or quix.encoder(builder.rejected) is not None:
+        raise TypeError("a transient query's sink and dead letters must be produced as rows")
     produce_row = producer.produce_row
 
     def produce_or_divert(row: Any, topic: Topic, *args: Any, **kwargs: Any) -> None:
