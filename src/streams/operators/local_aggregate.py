@@ -43,6 +43,8 @@ from streams.operators.window_engine import (
     WindowEngine,
     WindowState,
     check_group,
+    first_start,
+    within_gap,
 )
 
 #: The partition's one entry: [last flush (wall-clock ms), windows pending, {group: windows},
@@ -99,8 +101,7 @@ class LocalAggregator:
                 else:
                     entry[_COUNT] += _merge_session(sessions, index, timestamp, gap, value, agg)
                 continue
-            first = timestamp - size + advance  # the lowest start whose window holds the record
-            start = first - first % advance if first > 0 else 0
+            start = first_start(timestamp, size, advance)
             while start <= timestamp:
                 key = f"{index}|{start}"
                 partial = windows.get(key)
@@ -155,7 +156,7 @@ def _merge_session(
 ) -> int:
     """Fold a record into a group's partial sessions by the gap (a session's max event time is
     its end); returns the change in their number."""
-    merged = [s for s in sessions if s[_END] >= timestamp - gap and s[_START] <= timestamp + gap]
+    merged = [s for s in sessions if within_gap(s[_START], s[_END], timestamp, timestamp, gap)]
     if not merged:
         sessions.append(_new(index, timestamp, timestamp, agg, value, timestamp))
         return 1

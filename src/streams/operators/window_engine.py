@@ -269,6 +269,19 @@ class _Index:
         return list(groups)
 
 
+def first_start(timestamp: int, size: int, advance: int) -> int:
+    """The earliest start of a time window (``size``, ``advance``) holding ``timestamp``; the
+    others follow every ``advance`` up to ``timestamp``."""
+    first = timestamp - size + advance
+    return first - first % advance if first > 0 else 0
+
+
+def within_gap(start: int, end: int, low: int, high: int, gap: int) -> bool:
+    """Whether a session ``[start, end]`` merges with records spanning ``[low, high]``: their
+    distance is at most the gap, inclusive (Kafka Streams)."""
+    return end >= low - gap and start <= high + gap
+
+
 def check_group(group: Any) -> None:
     """Raise ValueError (the record's fault) for a group key too long to be part of keys."""
     if isinstance(group, str) and len(group) > MAX_GROUP_CHARS:
@@ -496,8 +509,7 @@ class WindowEngine:
         partial, ``value`` is that window's partial accumulator, merged into it."""
         agg, final = self.aggregate, self.final
         if window is None:
-            first = ts - size + advance  # the lowest start whose window still contains ts
-            start = first - first % advance if first > 0 else 0
+            start = first_start(ts, size, advance)
             last = ts
             fold = agg.add
         else:
@@ -598,7 +610,7 @@ class WindowEngine:
         merged: list[list] = []
         start, end = low, high
         for session in sessions:
-            if session[_END] >= low - gap and session[_START] <= high + gap:
+            if within_gap(session[_START], session[_END], low, high, gap):
                 merged.append(session)
                 if session[_START] < start:
                     start = session[_START]
