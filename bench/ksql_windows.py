@@ -13,6 +13,7 @@ medians and the ratio are printed.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from streams import windows
 from streams.ksql import ast
 from streams.ksql.compiler import compile_statements
 from streams.ksql.parser import parse
+from streams.ksql.plans import fusion_groups, pass_name
 from streams.testing import TestDriver
 
 SEED = Path(__file__).resolve().parents[1].parent / "shared" / "ksql-statements"
@@ -33,15 +35,38 @@ WINDOW_QUERIES = {"PAGEVIEW_TUMBLING_TABLE", "PAGEVIEW_HOPPING_TABLE", "PAGEVIEW
 WINDOW_TOPICS = ("topic6", "topic7", "topic8")
 
 
-def compiled_setup() -> Callable[[Application], None]:
+def window_statements() -> list[ast.AnyStatement]:
     """The seed's page-view stream and its three window queries, nothing else."""
-    statements = [
+    return [
         s
         for s in parse((SEED / "seed-001-pageviews.sql").read_text())
         if (isinstance(s, ast.CreateSource) and s.name == "PAGEVIEW_STREAM")
         or (isinstance(s, ast.CreateAs) and s.name in WINDOW_QUERIES)
     ]
-    return compile_statements(statements).setup
+
+
+def compiled_setup() -> Callable[[Application], None]:
+    return compile_statements(window_statements()).setup
+
+
+def window_sql(topics: dict[str, str]) -> str:
+    """:func:`window_statements` as a file for ``python -m streams.ksql run``, each seed topic
+    (``topic1_PageView``, ``topic6``...) renamed as ``topics`` says."""
+    texts = []
+    for statement in window_statements():
+        assert statement.position is not None
+        text = statement.position.text
+        for seed_name, name in topics.items():
+            text = text.replace(f"'{seed_name}'", f"'{name}'")
+        texts.append(text.rstrip().rstrip(";") + ";")
+    return "\n\n".join(texts) + "\n"
+
+
+@functools.cache
+def window_pass() -> str:
+    """The name of the one pass ``run`` makes of the three window queries."""
+    (only,) = fusion_groups(compile_statements(window_statements()).queries.values())
+    return pass_name(only)  # type: ignore[arg-type] # a pass of aggregations
 
 
 def timed(setup: Callable[[Application], None], records: list) -> tuple[float, Counter[str]]:

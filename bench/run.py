@@ -24,7 +24,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import kafka_streams, preload, profile
+from bench import kafka_streams, ksql_windows, preload, profile
 from bench.kafka_io import Broker, group_done, unique_name
 from bench.measure import Measurement, Progress, run_until_done
 from clients.logs import setup_logging
@@ -61,6 +61,8 @@ class Contender:
     #: Each instance pinned to one CPU (``taskset``), round robin over the machine's: the rate
     #: per CPU then shows the scale-out curve, which the scheduler would otherwise flatten.
     pinned: bool = False
+    #: The consumer group its processes commit in, given the one they are started with.
+    group_of: Callable[[str], str] = str
 
     def cpus(self) -> int:
         """The CPUs its instances may use (the rate's divisor per instance-core)."""
@@ -115,6 +117,37 @@ def _kafka_streams_cmd(cache_bytes: int) -> Callable[..., list[str]]:
     return cmd
 
 
+def _ksql_cmd(*extra: str) -> Callable[..., list[str]]:
+    """The seed's three window queries, compiled, as ``streams.ksql run`` runs their pass."""
+
+    def cmd(inputs: Inputs, group: str, state: Path, topics: dict[str, str]) -> list[str]:
+        sql = state.with_suffix(".sql")
+        sql.write_text(
+            ksql_windows.window_sql(
+                {
+                    "topic1_PageView": inputs.pageviews,
+                    "topic6": topics["TOPIC_TUMBLING"],
+                    "topic7": topics["TOPIC_HOPPING"],
+                    "topic8": topics["TOPIC_SESSION"],
+                }
+            )
+        )
+        return [
+            sys.executable, "-m", "streams.ksql", "run", str(sql), "--pass",
+            ksql_windows.window_pass(),
+            "--consumer-group", group, "--state-dir", str(state), "--commit-interval", "1",
+            *extra,
+        ]  # fmt: skip
+
+    return cmd
+
+
+def _ksql_group(group: str) -> str:
+    """The consumer group of the one pass ``streams.ksql run`` makes of the window queries,
+    started with ``--consumer-group group``."""
+    return f"{group}-{ksql_windows.window_pass()}"
+
+
 def contenders(scale: list[int]) -> list[Contender]:
     found = [
         Contender("limit", _limit_cmd),
@@ -130,6 +163,11 @@ def contenders(scale: list[int]) -> list[Contender]:
                   module="streams.windows"),
         Contender("streams.windows cached", _streams_cmd("streams.windows", "--emit", "cached"),
                   module="streams.windows"),
+        Contender("streams.ksql seed-001 windows", _ksql_cmd(), module="streams.ksql",
+                  group_of=_ksql_group),
+        Contender("streams.ksql seed-001 windows, record cache",
+                  _ksql_cmd("--property", "cache.max.bytes.buffering=10000000"),
+                  module="streams.ksql", group_of=_ksql_group),
         Contender("streams.country", _streams_cmd("streams.country"), module="streams.country",
                   reads_users=True),
         Contender("streams.users (Avro rows)", _streams_cmd("streams.users"),
@@ -216,7 +254,7 @@ def measure_once(
         progress = (
             output_progress(broker, topics["TOPIC_TUMBLING"], total)
             if contender.by_output
-            else group_progress(broker, group, input_topic, total)
+            else group_progress(broker, contender.group_of(group), input_topic, total)
         )
         label = f"{contender.name.replace(' ', '_')}-run{run}"
         sampler = profile.Sampler(profile_path(contender), profile_s) if profile_s else None

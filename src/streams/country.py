@@ -37,9 +37,11 @@ from streams.app import add_app_arguments, create_app, run
 from streams.operators.deadletter import Rejected, dead_letter_topic, json_object, split_rejected
 from streams.operators.join import JOINS, join_step, stream_table_join
 from streams.operators.window_aggregate import (
+    Grouping,
     add_emit_arguments,
     emit_options,
     late_log,
+    to_routes,
     window_aggregate,
 )
 from streams.operators.window_engine import (
@@ -186,10 +188,12 @@ def build(
     excluded = excluded.set_headers(lambda _value, _key, _ts, _headers: [])
     excluded.to_topic(topics.late, key=lambda value: value["pageview"]["session_id"])
 
+    engine = config.engine()
     window_aggregate(
         enriched,
-        config.engine(),
-        [topics.counts, topics.late],
+        engine,
+        to_routes([topics.counts, topics.late]),
+        Grouping.column(engine.group_column),
         late_key=lambda view: view["session_id"],
         on_late=late_log("country", logger),
     )

@@ -132,16 +132,18 @@ def produce(
     timestamp: int,
     origin: MessageContext,
     headers: list[tuple[str, bytes]] | None = None,
+    partition: int | None = None,
 ) -> None:
     """Produce through the app's producer in the open checkpoint (so, under exactly-once, in
-    the transaction that commits with the offsets); ``origin`` is the record it comes from."""
+    the transaction that commits with the offsets); ``origin`` is the record it comes from,
+    ``partition`` None for the producer's partitioner on the key bytes."""
     context = (
         app_or_sdf.processing_context
         if isinstance(app_or_sdf, StreamingDataFrame)
         else app_or_sdf._processing_context
     )
     row = Row(value, key, timestamp, origin, headers or [])
-    context.producer.produce_row(row, topic, key=key, timestamp=timestamp)
+    context.producer.produce_row(row, topic, key=key, partition=partition, timestamp=timestamp)
 
 
 #: What :func:`produce_each` writes a value as: topic, key, timestamp, and partition (None: the

@@ -24,9 +24,11 @@ from contracts import topics as topic_names
 from streams.app import add_app_arguments, create_app, run
 from streams.operators.deadletter import dead_letter_topic, split_rejected
 from streams.operators.window_aggregate import (
+    Grouping,
     add_emit_arguments,
     emit_options,
     late_log,
+    to_routes,
     window_aggregate,
 )
 from streams.operators.window_engine import (
@@ -125,10 +127,12 @@ def build(sdf: StreamingDataFrame, config: WindowsConfig, topics: WindowTopics) 
     """Wire validation, repartitioning and the window step onto ``sdf`` (raw key/value bytes)."""
     views = split_rejected(sdf, parse_pageview, topics.dead_letter, PROCESSOR)
     views = views.set_timestamp(lambda view, _key, _ts, _headers: view["event_timestamp"])
+    engine = config.engine()
     window_aggregate(
         views,
-        config.engine(),
-        topics.by_route(),
+        engine,
+        to_routes(topics.by_route()),
+        Grouping.column(engine.group_column),
         late_key=lambda view: view["session_id"],
         on_late=late_log("source", logger),
     )

@@ -26,6 +26,7 @@ from streams.operators.window_engine import (
     count_aggregate,
 )
 from streams.testing import Record, TestDriver
+from tests.unit.cache_periods import pipe_with_clock
 
 T0 = 1_700_000_100_000  # a multiple of 5 minutes
 MINUTE = 60_000
@@ -65,18 +66,9 @@ def latest(records: list[Record]) -> dict[str, dict[str, Any]]:
 def run_windows(views: list[dict[str, Any]], emit: str, seed: int) -> dict[str, Any]:
     """The final topic6-8 tables of streams.windows, and its records, run with ``emit``."""
     config = windows.WindowsConfig(emit=emit, cache_ms=CACHE_MS)
-    rng = random.Random(seed)
     with TestDriver(lambda app: windows.setup(app, config), partitions=5) as driver:
-        for view in views:
-            driver.pipe(VIEWS, view["session_id"], view)
-            # The clock moves on between records, sometimes past a period, and checkpoints
-            # commit now and then: flushes land anywhere in the stream.
-            if rng.random() < 0.05:
-                driver.advance_wall_clock(rng.choice([150, 400, CACHE_MS + 100]))
-            if rng.random() < 0.02:
-                driver.commit()
-        for _ in range(3):  # the local stage's last period, then the global one's
-            driver.advance_wall_clock(CACHE_MS + 100)
+        records = [(VIEWS, view["session_id"], view, 0) for view in views]
+        pipe_with_clock(driver, records, CACHE_MS, seed)
         out = {topic: driver.read(topic) for topic in ("topic6", "topic7", "topic8", LATE)}
     return out
 

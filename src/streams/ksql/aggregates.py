@@ -64,6 +64,13 @@ class AggregateSpec:
     merge: Callable[[Acc, Acc], Acc]
     result: Callable[[Acc], Any]
     undo: Callable[[Acc, Args], Acc] | None
+    #: Whether ``merge`` of accumulators folded apart (on different input partitions) gives
+    #: exactly what ``add`` of all their records would (a DOUBLE sum up to the order of its
+    #: terms, which the arrival order at ksqlDB's repartition leaves open too): what two-phase
+    #: aggregation needs.
+    #: Not LATEST_BY_OFFSET (offsets of two partitions are not ordered), nor a DECIMAL SUM
+    #: (``add`` fails a record at the overflow, ``merge`` could not say which).
+    splittable: bool = False
 
 
 _Factory = Callable[[FunctionCall, Sequence[SqlType | None]], AggregateSpec]
@@ -201,6 +208,7 @@ def _count(call: FunctionCall, arg_types: Sequence[SqlType | None]) -> Aggregate
             merge=lambda a, b: a + b,
             result=_identity,
             undo=lambda acc, _args: acc - 1,
+            splittable=True,
         )
     if len(call.args) != 1:
         raise _no_match(call, arg_types)
@@ -214,6 +222,7 @@ def _count(call: FunctionCall, arg_types: Sequence[SqlType | None]) -> Aggregate
         merge=lambda a, b: a + b,
         result=_identity,
         undo=lambda acc, args: acc if args[0] is None else acc - 1,
+        splittable=True,
     )
 
 
@@ -236,6 +245,7 @@ def _sum(call: FunctionCall, arg_types: Sequence[SqlType | None]) -> AggregateSp
             merge=lambda a, b: _double_plus(a, _decode_double(b)),
             result=_decode_double,
             undo=lambda acc, args: acc if args[0] is None else _double_plus(acc, -args[0]),
+            splittable=True,
         )
     wrap = wrap_int if t.name == "INTEGER" else wrap_long
     return AggregateSpec(
@@ -248,6 +258,7 @@ def _sum(call: FunctionCall, arg_types: Sequence[SqlType | None]) -> AggregateSp
         merge=lambda a, b: wrap(a + b),
         result=_identity,
         undo=lambda acc, args: acc if args[0] is None else wrap(acc - args[0]),
+        splittable=True,
     )
 
 
@@ -370,6 +381,7 @@ def _avg(call: FunctionCall, arg_types: Sequence[SqlType | None]) -> AggregateSp
         merge=lambda a, b: [plus(a[0], _decode_double(b[0])), a[1] + b[1]],
         result=result,
         undo=undo,
+        splittable=True,
     )
 
 
@@ -422,6 +434,7 @@ def _extreme(
         merge=lambda a, b: pick(decode(a), b),
         result=decode,
         undo=None,
+        splittable=True,
     )
 
 

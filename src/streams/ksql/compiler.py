@@ -26,6 +26,7 @@ from streams.ksql.errors import KsqlError, Unsupported
 from streams.ksql.parser import parse
 from streams.ksql.plans import (
     PROCESSOR,
+    AggregatePlan,
     EncodedSerializer,
     QueryPlan,
     build_windowed,
@@ -33,11 +34,19 @@ from streams.ksql.plans import (
     plan_query,
 )
 from streams.operators.deadletter import dead_letter_topic
+from streams.operators.window_engine import DEFAULT_CACHE_MS
 
 logger = logging.getLogger("streams.ksql")
 
 #: ksqlDB's server property: the prefix of a sink topic's name when the statement gives none.
 OUTPUT_TOPIC_PREFIX = "ksql.output.topic.name.prefix"
+
+#: ksqlDB's record cache (its server default 10,000,000 bytes; QTT's and ours 0: every update
+#: is emitted) and the commit interval that flushes it, each also with the prefix
+#: ``ksql.streams.``. Any size > 0 turns the cache on for windowed aggregations (its size is
+#: not modelled: the window engine bounds what is pending).
+CACHE_BYTES, COMMIT_INTERVAL = "cache.max.bytes.buffering", "commit.interval.ms"
+
 
 #: Properties a source may declare (WITH), and what ksqlDB defaults.
 SOURCE_PROPERTIES = {
@@ -349,8 +358,31 @@ def _create_as(program: Program, statement: ast.CreateAs) -> None:
     plan = plan_query(
         statement.query, program.catalog, statement.kind, statement.name, query_id, properties
     )
+    cache_ms = record_cache_ms(program.properties)
+    if cache_ms is not None and isinstance(plan, AggregatePlan):
+        plan.use_record_cache(cache_ms)
     program.catalog.add(plan.sink, replace=True)
     program.queries[query_id] = plan
+
+
+def record_cache_ms(properties: dict[str, str]) -> int | None:
+    """The record cache's flush period in ms if ``properties`` turn it on, else None."""
+
+    def number(name: str, default: int) -> int:
+        text = properties.get(f"ksql.streams.{name}", properties.get(name))
+        if text is None:
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise KsqlError(f"Invalid value {text} for configuration {name}") from None
+        if value < 0:
+            raise KsqlError(f"Invalid value {text} for configuration {name}: must be >= 0")
+        return value
+
+    if number(CACHE_BYTES, 0) == 0:
+        return None
+    return number(COMMIT_INTERVAL, DEFAULT_CACHE_MS)
 
 
 def _check_insert(produced: Source, target: Source) -> None:

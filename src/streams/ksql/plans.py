@@ -63,8 +63,20 @@ from streams.operators.join import (
     stream_table_join,
     table_table_join,
 )
-from streams.operators.window_aggregate import late_log, window_step
-from streams.operators.window_engine import Aggregate, WindowEngine, WindowSpec
+from streams.operators.window_aggregate import (
+    CachedState,
+    Emitted,
+    Grouping,
+    late_log,
+    window_aggregate,
+)
+from streams.operators.window_engine import (
+    DEFAULT_CACHE_MS,
+    Aggregate,
+    WindowEngine,
+    WindowRecord,
+    WindowSpec,
+)
 
 if TYPE_CHECKING:
     from streams.ksql.compiler import Builder
@@ -704,6 +716,7 @@ class AggregatePlan(QueryPlan):
     values: list[Callable[[dict], Any]] = field(default_factory=list)
     window: ast.Window | None = None
     emit: str = "changes"
+    cache_ms: int = DEFAULT_CACHE_MS  # the record cache's flush period, under emit "cached"
     calls: list[str] = field(default_factory=list)  # the aggregate calls, as planned
     per_window: list[bool] = field(default_factory=list)  # which values are (see _per_window)
     columns: list[str | None] = field(default_factory=list)  # a value that is a result column
@@ -712,11 +725,11 @@ class AggregatePlan(QueryPlan):
     fusion: str | None = None
 
     def _events(
-        self, builder: Builder, arguments: list[list[Callable[[dict], Any]]], name: str
+        self, builder: Builder, arguments: list[list[Callable[[dict], Any]]]
     ) -> StreamingDataFrame:
         """Rows as events ``[sign, group values, arguments, undone arguments]`` (a stream's
-        with its ROWTIME after), re-keyed by group: +1 adds, -1 takes back, 0 replaces (takes
-        back ``undone``, adds ``arguments``).
+        with its ROWTIME after): +1 adds, -1 takes back, 0 replaces (takes back ``undone``,
+        adds ``arguments``).
 
         A stream's rows only add. A table's row replaces its key's previous row, whose
         contribution is taken back, as ksqlDB's table aggregations undo it (the previous row is
@@ -754,23 +767,48 @@ class AggregatePlan(QueryPlan):
 
         if self.relation.source.kind == "TABLE":
             rows = source_rows(builder, self.relation)
-            events = rows.apply(table_event, stateful=True, metadata=True, expand=True)
-        else:
-            events = source_events(builder, self.relation, stream_event)  # ROWTIME appended
-        return events.group_by(
-            lambda e: encode_json(e[1]),
-            name=f"{name}-groupby",
-            key_serializer="bytes",
-            key_deserializer="bytes",
-            value_serializer=RowSerializer(),
-            value_deserializer=RowDeserializer(),
+            return rows.apply(table_event, stateful=True, metadata=True, expand=True)
+        return source_events(builder, self.relation, stream_event)  # ROWTIME appended
+
+    def _grouped_events(
+        self, builder: Builder, arguments: list[list[Callable[[dict], Any]]], name: str
+    ) -> StreamingDataFrame:
+        """:meth:`_events` repartitioned by group, as :func:`event_grouping` says."""
+        return event_grouping(name).group(self._events(builder, arguments))
+
+    def use_record_cache(self, cache_ms: int) -> None:
+        """ksqlDB's record cache (``cache.max.bytes.buffering`` > 0): a windowed EMIT CHANGES
+        emits each window's latest update every ``cache_ms`` (``commit.interval.ms``), and a
+        splittable aggregate is computed in two phases (see
+        :func:`streams.operators.window_aggregate.window_aggregate`)."""
+        if self.window is None or self.emit != "changes":
+            return
+        self.emit, self.cache_ms = "cached", cache_ms
+        self.fusion = f"{self.fusion} cached every {cache_ms} ms"
+
+    def describe(self, fused: Sequence[QueryPlan] = ()) -> str:
+        text = super().describe(fused)
+        if self.emit != "cached":
+            return text
+        plans: list[AggregatePlan] = list(fused) or [self]  # type: ignore[arg-type]
+        name = pass_name(plans)
+        # The pass's engine computes every fused query's aggregates: all of them must split.
+        split = all(spec.splittable for plan in plans for spec in plan.specs)
+        two_phase = (
+            f"; partial aggregates cross {name}-partials instead, when the source has more "
+            "than one partition"
+            if split
+            else ""
         )
+        head, sink = text.rsplit("\n", 1)
+        cache = f"  record cache  each window's latest update every {self.cache_ms} ms{two_phase}"
+        return f"{head}\n{cache}\n{sink}"
 
     def build(self, builder: Builder) -> None:
         if self.window is not None:
             build_windowed([self], builder)
             return
-        grouped = self._events(builder, self.arguments, self.id)
+        grouped = self._grouped_events(builder, self.arguments, self.id)
         out = grouped.apply(self._table_step(), stateful=True, metadata=True, expand=True)
         self._emit(out, builder)
 
@@ -818,7 +856,8 @@ class AggregatePlan(QueryPlan):
 
     def _window_finish(self, picks: list[int], topic: Topic) -> Callable[[Any, Any], Any]:
         """This query's output record (or None) of one window result of a shared engine,
-        whose aggregate results this query's are at ``picks``; ``state`` is HAVING's.
+        whose aggregate results this query's are at ``picks``; ``state`` is the engine's
+        state of the partition, where HAVING keeps what passed.
 
         It runs once per window and update (eight times per page view for seed-001's
         windows), so what can be is done once per window: its key, and the values that are
@@ -916,11 +955,13 @@ class AggregatePlan(QueryPlan):
         def filtered(record: Any, state: Any) -> Routed | None:
             """HAVING as a table filter per window: a window that stops passing gets a
             tombstone, one that never passed gets nothing. The windows that passed are kept
-            per group until they close (end <= the group's latest time - grace)."""
+            per group, in the engine's state of the partition, until they close (end <= the
+            group's latest time - grace)."""
             out = finish(record, state)
             if out is None or record.get("deleted"):
                 return out
-            passed: dict[str, int] = state.get(passed_key) or {}
+            key = f"{passed_key}|{record['group']}"
+            passed: dict[str, int] = state.get(key) or {}
             bounds = f"{record['window_start']}|{record['window_end']}"
             if having(row_of(record)) is True:
                 passed[bounds] = record["window_end"]
@@ -929,10 +970,23 @@ class AggregatePlan(QueryPlan):
             else:
                 out = None
             horizon = record.timestamp - close
-            state.set(passed_key, {b: e for b, e in passed.items() if e > horizon})
+            state.set(key, {b: e for b, e in passed.items() if e > horizon})
             return out
 
         return filtered
+
+
+def event_grouping(name: str) -> Grouping:
+    """How a pass ``name`` groups its events: by the JSON of their group values (the key
+    bytes of its repartition ``{name}-groupby`` and the text its state indexes), the events
+    kept exact (DECIMAL, BYTES) by the row serialiser."""
+    return Grouping(
+        lambda event: encode_json(event[1]).decode(),
+        f"{name}-groupby",
+        f"{name}-partials",
+        RowSerializer(),
+        RowDeserializer(),
+    )
 
 
 def _engine_aggregate(specs: list[Any]) -> Aggregate:
@@ -948,6 +1002,7 @@ def _engine_aggregate(specs: list[Any]) -> Aggregate:
             lambda acc, event: add_one(acc, event[2][0]),
             spec.merge,
             lambda acc: {"results": [result_one(acc)]},
+            spec.splittable,
         )
     inits, adds = [s.init for s in specs], [s.add for s in specs]
     merges, results = [s.merge for s in specs], [s.result for s in specs]
@@ -964,7 +1019,7 @@ def _engine_aggregate(specs: list[Any]) -> Aggregate:
     def result(accs: list) -> dict[str, Any]:
         return {"results": [fn(a) for fn, a in zip(results, accs, strict=True)]}
 
-    return Aggregate(init, add, merge, result)
+    return Aggregate(init, add, merge, result, all(s.splittable for s in specs))
 
 
 def pass_name(plans: list[AggregatePlan]) -> str:
@@ -1024,30 +1079,31 @@ def build_windowed(plans: list[AggregatePlan], builder: Builder) -> None:
         _engine_aggregate(specs),
         lead.emit,
         strict_retention=True,
+        cache_ms=lead.cache_ms,
         group_column="group",
     )
-    step = window_step(engine, late_log("group", logger), late_key=lambda _e: None)
     finishers = [
         plan._window_finish(mine, builder.topic(plan.sink.topic))
         for plan, mine in zip(plans, picks, strict=True)
     ]
     queries = len(plans)  # routes from here on are records too late: logged by the engine
 
-    def aggregate(event: list, key: bytes, ts: int, headers: Any, state: Any) -> list[Routed]:
-        # The engine indexes groups by text: the group's key, JSON of its values. Each result
-        # is finished in this step, not the next: Quix's cost per stage and output record
-        # is most of a window result's.
-        out: list[Routed] = []
-        for record in step(event, key.decode(), ts, headers, state):
-            if record.route < queries:
-                finished = finishers[record.route](record, state)
-                if finished is not None:
-                    out.append(finished)
-        return out
+    def output(record: WindowRecord, state: CachedState) -> Emitted | None:
+        # Each result is finished where the engine emits it, not in a stage of its own:
+        # Quix's cost per stage and output record is most of a window result's.
+        if record.route >= queries:
+            return None
+        out = finishers[record.route](record, state)
+        return None if out is None else (out.topic, out, out.key, out.timestamp, out.partition)
 
-    grouped = lead._events(builder, arguments, pass_name(plans))
-    out = grouped.apply(aggregate, stateful=True, metadata=True, expand=True)
-    quix.produce_each(out, lambda enc: (enc.topic, enc.key, enc.timestamp, enc.partition))
+    name = pass_name(plans)
+    window_aggregate(
+        lead._events(builder, arguments),
+        engine,
+        output,
+        event_grouping(name),
+        on_late=late_log("group", logger),
+    )
 
 
 @dataclass

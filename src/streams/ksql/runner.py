@@ -246,7 +246,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a ksqlDB property, as SET gives it (ksql.output.topic.name.prefix=dev-, say)",
+        help="a ksqlDB property, as SET gives it (ksql.output.topic.name.prefix=dev-, say; "
+        "cache.max.bytes.buffering=10000000 for ksqlDB's record cache: windowed results "
+        "every commit.interval.ms, in two phases)",
     )
     parser.add_argument(
         "--define",

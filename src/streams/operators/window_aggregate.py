@@ -1,14 +1,16 @@
 """Windowed aggregation on a Quix ``StreamingDataFrame``: the window engine as one stateful step.
 
-:func:`window_aggregate` groups a dataframe by a column and puts
-:class:`~streams.operators.window_engine.WindowEngine` on it: ONE stateful step per record
-updates every window kind in one state entry per window on RocksDB with changelog (fault
-tolerant and exactly-once, without a built-in Quix window per kind per record), writes each
-result to the topic of its window spec and each record too late for a window to the late topic
-with the reason; under ``--emit cached`` a periodic task flushes results on the clock, and a
-splittable aggregate is computed in two phases (:mod:`~streams.operators.local_aggregate`
-before the repartition, :meth:`~streams.operators.window_engine.WindowEngine.process_partial`
-after it), so that partial aggregates, not records, cross the repartition.
+:func:`window_aggregate` groups a dataframe (:class:`Grouping`: by a column, or by a function)
+and puts :class:`~streams.operators.window_engine.WindowEngine` on it: ONE stateful step per
+record updates every window kind in one state entry per window on RocksDB with changelog (fault
+tolerant and exactly-once, without a built-in Quix window per kind per record), and produces
+each result as an :data:`Output` says (:func:`to_routes`: to the topic of its window spec, and
+each record too late for a window to the late topic with the reason; the ksqlDB compiler's:
+through each query's HAVING and projection to its sink); under ``--emit cached`` a periodic
+task flushes results on the clock, and a splittable aggregate is computed in two phases
+(:mod:`~streams.operators.local_aggregate` before the repartition,
+:meth:`~streams.operators.window_engine.WindowEngine.process_partial` after it), so that
+partial aggregates, not records, cross the repartition.
 :func:`add_emit_arguments` gives every processor that aggregates in windows the same
 ``--grace-ms``, ``--emit`` and ``--cache-ms`` flags.
 """
@@ -18,6 +20,8 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from quixstreams.dataframe import StreamingDataFrame
@@ -167,8 +171,53 @@ def window_step(
     return step
 
 
-#: What a clock flush produces: (topic, value, key, timestamp).
-Due = tuple[Topic, Any, Any, int]
+#: What a window result is produced as: (topic, value, key, timestamp, partition), partition
+#: None for the producer's partitioner on the key bytes.
+Emitted = tuple[Topic, Any, Any, int, "int | None"]
+
+#: ``output(record, state)``: where and as what a window result (or late record) of the engine
+#: is produced, or None for nothing; ``state`` is the partition's engine state (a query's
+#: HAVING keeps what passed in it).
+Output = Callable[[WindowRecord, "CachedState"], "Emitted | None"]
+
+
+def to_routes(routes: list[Topic]) -> Output:
+    """Each record, as it is, to ``routes[record.route]`` (one topic per window spec, then the
+    late topic), keyed and timestamped as the engine says."""
+
+    def output(record: WindowRecord, _state: CachedState) -> Emitted:
+        return routes[record.route], record, record.key, record.timestamp, None
+
+    return output
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """How records are grouped: ``key`` gives a record's group (text), ``name`` names the
+    repartition by group (Quix's ``group_by`` name), ``partials`` the repartition of two-phase
+    aggregation's partial batches; ``serializer``/``deserializer`` are the records'."""
+
+    key: Callable[[Any], str]
+    name: str
+    partials: str
+    serializer: Any = "json"
+    deserializer: Any = "json"
+
+    @classmethod
+    def column(cls, column: str) -> Grouping:
+        """By a text column: the repartition Quix's ``group_by(column)`` would make."""
+        return cls(itemgetter(column), column, f"{column}-partials")
+
+    def group(self, records: StreamingDataFrame) -> StreamingDataFrame:
+        """``records`` repartitioned by group, keyed by its text."""
+        return records.group_by(
+            self.key,
+            name=self.name,
+            key_serializer="str",
+            key_deserializer="str",
+            value_serializer=self.serializer,
+            value_deserializer=self.deserializer,
+        )
 
 
 class CacheFlusher:
@@ -188,7 +237,7 @@ class CacheFlusher:
         self,
         stateful: StreamingDataFrame,
         prefix: str,
-        due: Callable[[CachedState], list[Due]],
+        due: Callable[[CachedState], list[Emitted]],
         check_ms: int = 100,
     ) -> None:
         self._sdf = stateful
@@ -210,8 +259,8 @@ class CacheFlusher:
             if not records:
                 continue
             origin = quix.origin(self._sdf.topics[0].name, partition)
-            for topic, value, key, timestamp in records:
-                quix.produce(self._sdf, topic, value, key, timestamp, origin)
+            for topic, value, key, timestamp, partition in records:
+                quix.produce(self._sdf, topic, value, key, timestamp, origin, partition=partition)
             # Written now, not at prepare: a checkpoint with no input offsets commits only
             # if a store transaction has changed, and otherwise aborts, dropping these records.
             state.flush()
@@ -220,13 +269,13 @@ class CacheFlusher:
 def window_aggregate(
     records: StreamingDataFrame,
     engine: WindowEngine,
-    routes: list[Topic],
-    late_key: Callable[[Any], Any],
+    output: Output,
+    grouping: Grouping,
+    late_key: Callable[[Any], Any] = lambda _value: None,
     on_late: Callable[[str, int, str], None] | None = None,
 ) -> None:
-    """``records`` grouped by their ``engine.group_column`` (a text column) and aggregated by
-    the window step, its results written to ``routes`` (one topic per spec, then the late
-    topic) and, under ``--emit cached``, flushed on the clock.
+    """``records`` grouped as ``grouping`` says and aggregated by the window step, each result
+    produced as ``output`` says and, under ``--emit cached``, flushed on the clock.
 
     Under ``--emit cached`` with a splittable aggregate, in two phases (see
     :mod:`~streams.operators.local_aggregate`): each input partition folds its records for the
@@ -237,12 +286,10 @@ def window_aggregate(
     """
     on_late = late_log(engine.group_column) if on_late is None else on_late
     if engine.cached and engine.aggregate.splittable and quix.repartitions(records):
-        grouped = _local_phase(records, engine)
+        grouped = _local_phase(records, engine, grouping)
         step = partial_step(engine, on_late)
     else:
-        grouped = records.group_by(
-            engine.group_column, key_serializer="str", key_deserializer="str"
-        )
+        grouped = grouping.group(records)
         step = window_step(engine, on_late, late_key)
     emit = quix.emitter(grouped)
 
@@ -250,40 +297,47 @@ def window_aggregate(
         # Produced here, each with its own key and timestamp and no headers (a window record
         # is not any one input's), rather than expanded into Quix stages per output record:
         # under EMIT CHANGES a page view has 8 outputs, and the stages were most of their cost.
+        windows = cached_state(quix.key_transaction(state))
         for record in step(value, key, timestamp, headers, state):
-            emit(routes[record.route], record, record.key, record.timestamp)
+            emitted = output(record, windows)
+            if emitted is not None:
+                emit(*emitted)
 
     grouped.update(step_and_produce, stateful=True, metadata=True)
     if engine.cached:
 
-        def due(state: CachedState) -> list[Due]:
-            return [(routes[r.route], r, r.key, r.timestamp) for r in engine.flush_due(state)]
+        def due(state: CachedState) -> list[Emitted]:
+            flushed = (output(record, state) for record in engine.flush_due(state))
+            return [emitted for emitted in flushed if emitted is not None]
 
         flusher = CacheFlusher(grouped, "windows", due)
         quix.register_periodic_task(grouped, flusher.tick)
 
 
-def _local_phase(records: StreamingDataFrame, engine: WindowEngine) -> StreamingDataFrame:
+def _local_phase(
+    records: StreamingDataFrame, engine: WindowEngine, grouping: Grouping
+) -> StreamingDataFrame:
     """The local stage on ``records``' own partitions, then the repartition of its partial
     batches by group: the dataframe of batches the global step reads."""
     local = LocalAggregator(engine)
-    column = engine.group_column
+    group_of = grouping.key
 
     def fold(value: Any, _key: Any, timestamp: int, _headers: Any, state: Any) -> list:
         state = cached_state(quix.key_transaction(state), "local")
-        return local.add(state, value[column], value, timestamp)
+        return local.add(state, group_of(value), value, timestamp)
 
     batches = records.apply(fold, stateful=True, metadata=True, expand=True)
     batches = batches.set_timestamp(lambda batch, _key, _ts, _headers: batch.timestamp)
     # Its own repartition topic (and state): the partials are not the records that a
-    # one-phase run of the same processor repartitions by the column.
+    # one-phase run of the same processor repartitions by group. A partial is plain JSON
+    # (accumulators are), whatever the records' serialisation.
     grouped = batches.group_by(
-        "group", name=f"{column}-partials", key_serializer="str", key_deserializer="str"
+        "group", name=grouping.partials, key_serializer="str", key_deserializer="str"
     )
     partials = grouped.topics[0]
 
-    def due(state: CachedState) -> list[Due]:
-        return [(partials, b, b.group, b.timestamp) for b in local.flush_due(state)]
+    def due(state: CachedState) -> list[Emitted]:
+        return [(partials, b, b.group, b.timestamp, None) for b in local.flush_due(state)]
 
     flusher = CacheFlusher(batches, "local", due)
     quix.register_periodic_task(batches, flusher.tick)
