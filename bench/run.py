@@ -117,8 +117,10 @@ def _kafka_streams_cmd(cache_bytes: int) -> Callable[..., list[str]]:
     return cmd
 
 
-def _ksql_cmd(*extra: str) -> Callable[..., list[str]]:
-    """The seed's three window queries, compiled, as ``streams.ksql run`` runs their pass."""
+def _ksql_cmd(cached: bool) -> Callable[..., list[str]]:
+    """The seed's three window queries, compiled, as ``streams.ksql run`` runs their pass
+    (with ksqlDB's record cache if ``cached``)."""
+    extra = [f"--property={k}={v}" for k, v in ksql_windows.RECORD_CACHE.items()] if cached else []
 
     def cmd(inputs: Inputs, group: str, state: Path, topics: dict[str, str]) -> list[str]:
         sql = state.with_suffix(".sql")
@@ -134,7 +136,7 @@ def _ksql_cmd(*extra: str) -> Callable[..., list[str]]:
         )
         return [
             sys.executable, "-m", "streams.ksql", "run", str(sql), "--pass",
-            ksql_windows.window_pass(),
+            ksql_windows.window_pass(cached),
             "--consumer-group", group, "--state-dir", str(state), "--commit-interval", "1",
             *extra,
         ]  # fmt: skip
@@ -142,10 +144,10 @@ def _ksql_cmd(*extra: str) -> Callable[..., list[str]]:
     return cmd
 
 
-def _ksql_group(group: str) -> str:
+def _ksql_group(cached: bool) -> Callable[[str], str]:
     """The consumer group of the one pass ``streams.ksql run`` makes of the window queries,
-    started with ``--consumer-group group``."""
-    return f"{group}-{ksql_windows.window_pass()}"
+    given the ``--consumer-group`` it is started with."""
+    return lambda group: f"{group}-{ksql_windows.window_pass(cached)}"
 
 
 def contenders(scale: list[int]) -> list[Contender]:
@@ -163,11 +165,10 @@ def contenders(scale: list[int]) -> list[Contender]:
                   module="streams.windows"),
         Contender("streams.windows cached", _streams_cmd("streams.windows", "--emit", "cached"),
                   module="streams.windows"),
-        Contender("streams.ksql seed-001 windows", _ksql_cmd(), module="streams.ksql",
-                  group_of=_ksql_group),
-        Contender("streams.ksql seed-001 windows, record cache",
-                  _ksql_cmd("--property", "cache.max.bytes.buffering=10000000"),
-                  module="streams.ksql", group_of=_ksql_group),
+        Contender("streams.ksql seed-001 windows", _ksql_cmd(cached=False),
+                  module="streams.ksql", group_of=_ksql_group(cached=False)),
+        Contender("streams.ksql seed-001 windows, record cache", _ksql_cmd(cached=True),
+                  module="streams.ksql", group_of=_ksql_group(cached=True)),
         Contender("streams.country", _streams_cmd("streams.country"), module="streams.country",
                   reads_users=True),
         Contender("streams.users (Avro rows)", _streams_cmd("streams.users"),

@@ -181,20 +181,22 @@ def test_the_ksql_contenders_run_the_seed_window_queries_on_the_bench_topics(tmp
     names = {"topic1_PageView": "pv-1", "topic6": "t6-1", "topic7": "t7-1", "topic8": "t8-1"}
     sql = tmp_path / "windows.sql"
     sql.write_text(ksql_windows.window_sql(names))
-    cached = load([sql], {"cache.max.bytes.buffering": "10000000"})
+    cached = load([sql], ksql_windows.RECORD_CACHE)
     assert {q.sink.topic for q in cached.queries.values()} == {"t6-1", "t7-1", "t8-1"}
     assert {s.topic for q in cached.queries.values() for s in q.inputs} == {"pv-1"}
     assert [q.emit for q in cached.queries.values()] == ["cached"] * 3
     assert [q.emit for q in load([sql]).queries.values()] == ["changes"] * 3
     (only,) = cached.passes()
-    assert pass_name(only) == ksql_windows.window_pass()  # type: ignore[arg-type]
+    assert pass_name(only) == ksql_windows.window_pass(cached=True)  # type: ignore[arg-type]
+    assert ksql_windows.window_pass(cached=True) != ksql_windows.window_pass()
     by_name = {c.name: c for c in run.contenders([])}
     contender = by_name["streams.ksql seed-001 windows, record cache"]
-    assert contender.group_of("g") == f"g-{ksql_windows.window_pass()}"
+    assert contender.group_of("g") == f"g-{ksql_windows.window_pass(cached=True)}"
     inputs = run.Inputs("pv-1", "u", "c", 10, 10)
     topics = {"TOPIC_TUMBLING": "t6-1", "TOPIC_HOPPING": "t7-1", "TOPIC_SESSION": "t8-1"}
     (cmd,) = contender.commands(inputs, "g", [tmp_path / "0"], topics)
-    assert cmd[-2:] == ["--property", "cache.max.bytes.buffering=10000000"]
+    assert cmd[-1] == "--property=cache.max.bytes.buffering=10000000"
+    assert cmd[cmd.index("--pass") + 1] == ksql_windows.window_pass(cached=True)
     assert (tmp_path / "0.sql").read_text() == sql.read_text()
 
 

@@ -1,5 +1,6 @@
 """Piping records through ``--emit cached`` in the test driver, with its clock flushes landing
-anywhere in the stream: what the two-phase tests of the processors and the compiler share."""
+anywhere in the stream, and seeing whether a local stage ran: what the two-phase tests of the
+processors and the compiler share."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
+from quixstreams.state.exceptions import StoreNotRegisteredError
+
+from streams.operators.window_aggregate import Grouping
 from streams.testing import TestDriver
 
 
@@ -28,3 +32,14 @@ def pipe_with_clock(
             driver.commit()
     for _ in range(3):
         driver.advance_wall_clock(cache_ms + 100)
+
+
+def local_stages(driver: TestDriver, stream: str, grouping: Grouping, partitions: int = 5) -> int:
+    """How many of ``stream``'s input partitions ran a two-phase local stage for
+    ``grouping`` (after :meth:`TestDriver.commit`: the stage writes its state at commits)."""
+    try:
+        states = [driver.state(grouping.local_prefix, partition=p, stream=stream) for p in
+                  range(partitions)]  # fmt: skip
+    except StoreNotRegisteredError:  # no stateful step on the input: one phase
+        return 0
+    return sum(state.get("local") is not None for state in states)

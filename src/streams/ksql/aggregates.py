@@ -434,7 +434,9 @@ def _extreme(
         merge=lambda a, b: pick(decode(a), b),
         result=decode,
         undo=None,
-        splittable=True,
+        # Not DOUBLE: a NaN compares false both ways, so which value wins depends on the order
+        # the values meet, and merging partials meets them in another order.
+        splittable=t.name != "DOUBLE",
     )
 
 

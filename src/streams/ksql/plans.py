@@ -785,6 +785,8 @@ class AggregatePlan(QueryPlan):
             return
         self.emit, self.cache_ms = "cached", cache_ms
         self.fusion = f"{self.fusion} cached every {cache_ms} ms"
+        name = pass_name([self])
+        self.repartitions, self.stores = [f"{name}-groupby"], [f"{name}-aggregate"]
 
     def describe(self, fused: Sequence[QueryPlan] = ()) -> str:
         text = super().describe(fused)
@@ -797,7 +799,7 @@ class AggregatePlan(QueryPlan):
         two_phase = (
             f"; partial aggregates cross {name}-partials instead, when the source has more "
             "than one partition"
-            if split
+            if split and all(plan.window and plan.window.grace_ms is None for plan in plans)
             else ""
         )
         head, sink = text.rsplit("\n", 1)
@@ -854,10 +856,13 @@ class AggregatePlan(QueryPlan):
             return WindowSpec.hopping(window.size_ms, advance, window.grace_ms)
         return WindowSpec.session(window.size_ms, window.grace_ms)
 
-    def _window_finish(self, picks: list[int], topic: Topic) -> Callable[[Any, Any], Any]:
+    def _window_finish(
+        self, picks: list[int], results: list[Callable[[Any], Any]], topic: Topic
+    ) -> Callable[[Any, Any], Any]:
         """This query's output record (or None) of one window result of a shared engine,
-        whose aggregate results this query's are at ``picks``; ``state`` is the engine's
-        state of the partition, where HAVING keeps what passed.
+        whose accumulators this query's are at ``picks``, made results by ``results``
+        (each call's ``result``, in pick order); ``state`` is the engine's state of the
+        partition, where HAVING keeps what passed.
 
         It runs once per window and update (eight times per page view for seed-001's
         windows), so what can be is done once per window: its key, and the values that are
@@ -879,7 +884,7 @@ class AggregatePlan(QueryPlan):
         # computed per update from the row.
         columns = [name for name, _type in self.sink.value_serde.columns]
         positions = [None if c is None else names.index(c) for c in self.columns]
-        aggregates: list[tuple[str, int]] = []  # (column, index in the engine's results)
+        aggregates: list[tuple[str, int]] = []  # (column, index in this query's results)
         others: list[tuple[str, str]] = []  # (column, result row column): group, bounds
         fixed: list[tuple[str, Callable[[dict], Any]]] = []
         computed: list[tuple[str, Callable[[dict], Any]]] = []
@@ -887,7 +892,7 @@ class AggregatePlan(QueryPlan):
             columns, positions, self.per_window, values, strict=True
         ):
             if position is not None and groups <= position < groups + len(picks):
-                aggregates.append((column, picks[position - groups]))
+                aggregates.append((column, position - groups))
             elif position is not None:
                 others.append((column, names[position]))
             else:
@@ -906,14 +911,18 @@ class AggregatePlan(QueryPlan):
                 partition = None if partitions is None else partition_for(key, partitions)
                 last[:] = text, group, key, partition
 
-        def row_of(record: Any) -> dict[str, Any]:
+        converters = list(zip(picks, results, strict=True))
+
+        def results_of(record: Any) -> list[Any]:
+            accumulators = record["results"]
+            return [result(accumulators[i]) for i, result in converters]
+
+        def row_of(record: Any, mine: list[Any]) -> dict[str, Any]:
             use_group(record["group"])
-            results = record["results"]
-            values = [*last[1], *[results[i] for i in picks]]
-            values += [record["window_start"], record["window_end"]]
+            values = [*last[1], *mine, record["window_start"], record["window_end"]]
             return dict(zip(names, values, strict=True))
 
-        def window_of(record: Any) -> tuple[bytes, int, dict[str, Any]]:
+        def window_of(record: Any, mine: list[Any]) -> tuple[bytes, int, dict[str, Any]]:
             window = (record["group"], record["window_start"], record["window_end"])
             entry = memo.get(window)
             if entry is None:
@@ -924,7 +933,7 @@ class AggregatePlan(QueryPlan):
                     return key, last[3], blank  # a retracted session: its key alone, not kept
                 once = blank.copy()
                 if fixed:
-                    row = row_of(record)
+                    row = row_of(record, mine)
                     for column, fn in fixed:
                         once[column] = fn(row)
                 if len(memo) >= 4096:
@@ -932,45 +941,54 @@ class AggregatePlan(QueryPlan):
                 entry = memo[window] = key, last[3], once
             return entry
 
-        def finish(record: Any, state: Any) -> Routed | None:
-            key, partition, once = window_of(record)
+        def finish(record: Any, state: Any, mine: list[Any]) -> Routed | None:
+            key, partition, once = window_of(record, mine)
             if record.get("deleted"):
                 return Routed(key, None, record.timestamp, topic, partition)
             out = once.copy()
-            if aggregates:
-                results = record["results"]
-                for column, j in aggregates:
-                    out[column] = results[j]
+            for column, j in aggregates:
+                out[column] = mine[j]
             if others or computed:
-                row = row_of(record)
+                row = row_of(record, mine)
                 for column, name in others:
                     out[column] = row[name]
                 for column, fn in computed:
                     out[column] = fn(row)
             return Routed(key, write(out), record.timestamp, topic, partition)
 
+        def finished(record: Any, state: Any) -> Routed | None:
+            deleted = record.get("deleted")
+            return finish(record, state, [] if deleted else results_of(record))
+
         if having is None:
-            return finish
+            return finished
 
         def filtered(record: Any, state: Any) -> Routed | None:
             """HAVING as a table filter per window: a window that stops passing gets a
             tombstone, one that never passed gets nothing. The windows that passed are kept
             per group, in the engine's state of the partition, until they close (end <= the
             group's latest time - grace)."""
-            out = finish(record, state)
-            if out is None or record.get("deleted"):
+            if record.get("deleted"):
+                return finish(record, state, [])
+            mine = results_of(record)
+            out = finish(record, state, mine)
+            if out is None:
                 return out
             key = f"{passed_key}|{record['group']}"
             passed: dict[str, int] = state.get(key) or {}
             bounds = f"{record['window_start']}|{record['window_end']}"
-            if having(row_of(record)) is True:
+            if having(row_of(record, mine)) is True:
                 passed[bounds] = record["window_end"]
             elif passed.pop(bounds, None) is not None:
                 out.value = None
             else:
                 out = None
             horizon = record.timestamp - close
-            state.set(key, {b: e for b, e in passed.items() if e > horizon})
+            passed = {b: e for b, e in passed.items() if e > horizon}
+            if passed:
+                state.set(key, passed)
+            else:
+                state.delete(key)  # not one entry per group ever seen
             return out
 
         return filtered
@@ -986,26 +1004,29 @@ def event_grouping(name: str) -> Grouping:
         f"{name}-partials",
         RowSerializer(),
         RowDeserializer(),
+        bytes_key=True,  # a table aggregation's state is under its key's bytes
     )
 
 
 def _engine_aggregate(specs: list[Any]) -> Aggregate:
     """The window engine's aggregate of the aggregate calls ``specs``, whose arguments are an
-    event's third item; its result is ``{"results": [each call's result]}``."""
+    event's third item; its result is ``{"results": [each call's accumulator]}``, which each
+    query's finisher makes results (a DECIMAL, BYTES...): the engine keeps pending results
+    in state under ``--emit cached``, and an accumulator is plain JSON."""
     if len(specs) == 1:
         # The usual case, kept bare (no list of one accumulator): the engine adds and takes a
         # result once per window and record, which made the lists half of its cost.
         (spec,) = specs
-        add_one, result_one = spec.add, spec.result
+        add_one = spec.add
         return Aggregate(
             spec.init,
             lambda acc, event: add_one(acc, event[2][0]),
             spec.merge,
-            lambda acc: {"results": [result_one(acc)]},
+            lambda acc: {"results": [acc]},
             spec.splittable,
         )
     inits, adds = [s.init for s in specs], [s.add for s in specs]
-    merges, results = [s.merge for s in specs], [s.result for s in specs]
+    merges = [s.merge for s in specs]
 
     def init() -> list:
         return [fn() for fn in inits]
@@ -1017,7 +1038,7 @@ def _engine_aggregate(specs: list[Any]) -> Aggregate:
         return [fn(x, y) for fn, x, y in zip(merges, a, b, strict=True)]
 
     def result(accs: list) -> dict[str, Any]:
-        return {"results": [fn(a) for fn, a in zip(results, accs, strict=True)]}
+        return {"results": accs}
 
     return Aggregate(init, add, merge, result, all(s.splittable for s in specs))
 
@@ -1027,10 +1048,14 @@ def pass_name(plans: list[AggregatePlan]) -> str:
     several the first one's and a digest of all their ids, windows and aggregate calls, which
     lay out its state. Another set of queries is another pass, with state of its own, never
     state laid out for other queries."""
+    # Cached, its window state may live elsewhere (after the partials' repartition): a query
+    # whose cache is turned on is another pass, rebuilt from its source, not one that finds
+    # its open windows empty.
+    mode = "-cached" if getattr(plans[0], "emit", None) == "cached" else ""  # any plan's pass
     if len(plans) == 1:
-        return plans[0].id
+        return f"{plans[0].id}{mode}"
     layout = repr([(plan.id, plan.window, plan.calls) for plan in plans])
-    return f"{plans[0].id}-{hashlib.sha256(layout.encode()).hexdigest()[:8]}"
+    return f"{plans[0].id}-{hashlib.sha256(layout.encode()).hexdigest()[:8]}{mode}"
 
 
 def fusion_groups(queries: Iterable[QueryPlan]) -> list[list[QueryPlan]]:
@@ -1083,7 +1108,7 @@ def build_windowed(plans: list[AggregatePlan], builder: Builder) -> None:
         group_column="group",
     )
     finishers = [
-        plan._window_finish(mine, builder.topic(plan.sink.topic))
+        plan._window_finish(mine, [specs[i].result for i in mine], builder.topic(plan.sink.topic))
         for plan, mine in zip(plans, picks, strict=True)
     ]
     queries = len(plans)  # routes from here on are records too late: logged by the engine

@@ -66,8 +66,8 @@ def add_emit_arguments(
         default=env(f"{var_prefix}_EMIT", "changes"),
         help="changes: every update (EMIT CHANGES); final: once per window when it closes "
         "(EMIT FINAL); cached: the latest update per window every --cache-ms, as ksqlDB's "
-        "record cache, aggregated in two phases (partial aggregates cross the repartition, "
-        f"not records) (env {var_prefix}_EMIT; default changes)",
+        "record cache, aggregated in two phases under the default grace (partial aggregates "
+        f"cross the repartition, not records) (env {var_prefix}_EMIT; default changes)",
     )
     parser.add_argument(
         f"--{flag_prefix}cache-ms",
@@ -195,13 +195,17 @@ def to_routes(routes: list[Topic]) -> Output:
 class Grouping:
     """How records are grouped: ``key`` gives a record's group (text), ``name`` names the
     repartition by group (Quix's ``group_by`` name), ``partials`` the repartition of two-phase
-    aggregation's partial batches; ``serializer``/``deserializer`` are the records'."""
+    aggregation's partial batches; ``serializer``/``deserializer`` are the records'.
+    ``bytes_key`` keys the repartition by the group's UTF-8 bytes as bytes, not as a string:
+    the same bytes on the wire, but Quix prefixes key-scoped state by a bytes key as it is and
+    by a string key as JSON, so it keeps where a key's state was."""
 
     key: Callable[[Any], str]
     name: str
     partials: str
     serializer: Any = "json"
     deserializer: Any = "json"
+    bytes_key: bool = False
 
     @classmethod
     def column(cls, column: str) -> Grouping:
@@ -209,15 +213,37 @@ class Grouping:
         return cls(itemgetter(column), column, f"{column}-partials")
 
     def group(self, records: StreamingDataFrame) -> StreamingDataFrame:
-        """``records`` repartitioned by group, keyed by its text."""
+        """``records`` repartitioned by group, keyed by its text (its bytes if
+        ``bytes_key``)."""
+        text, serde = self.key, "bytes" if self.bytes_key else "str"
         return records.group_by(
-            self.key,
+            (lambda value: text(value).encode()) if self.bytes_key else text,
             name=self.name,
-            key_serializer="str",
-            key_deserializer="str",
+            key_serializer=serde,
+            key_deserializer=serde,
             value_serializer=self.serializer,
             value_deserializer=self.deserializer,
         )
+
+    @property
+    def local_prefix(self) -> str:
+        """The local stage's state on the input's store, one per grouping: two passes over
+        the same input must not share it."""
+        return f"local|{self.partials}"
+
+
+def two_phase(records: StreamingDataFrame, engine: WindowEngine) -> bool:
+    """Whether to aggregate in two phases: under ``--emit cached``, with a splittable
+    aggregate, under ksqlDB's default grace for every window, and with a repartition to save
+    (more than one input partition). An explicit grace is a statement about which records
+    are late, and partials cannot keep it: the global step judges a partial whole, at its
+    latest event time, where one at a time its earliest records might have been too late."""
+    return (
+        engine.cached
+        and engine.aggregate.splittable
+        and all(spec.grace_ms is None for spec in engine.specs)
+        and quix.repartitions(records)
+    )
 
 
 class CacheFlusher:
@@ -259,8 +285,10 @@ class CacheFlusher:
             if not records:
                 continue
             origin = quix.origin(self._sdf.topics[0].name, partition)
-            for topic, value, key, timestamp, partition in records:
-                quix.produce(self._sdf, topic, value, key, timestamp, origin, partition=partition)
+            for topic, value, key, timestamp, to_partition in records:
+                quix.produce(
+                    self._sdf, topic, value, key, timestamp, origin, partition=to_partition
+                )
             # Written now, not at prepare: a checkpoint with no input offsets commits only
             # if a store transaction has changed, and otherwise aborts, dropping these records.
             state.flush()
@@ -285,20 +313,23 @@ def window_aggregate(
     group) and reported to ``on_late`` (default: :func:`late_log`).
     """
     on_late = late_log(engine.group_column) if on_late is None else on_late
-    if engine.cached and engine.aggregate.splittable and quix.repartitions(records):
+    if two_phase(records, engine):
         grouped = _local_phase(records, engine, grouping)
         step = partial_step(engine, on_late)
+        decode = False  # the partials' repartition is keyed by the group's text
     else:
         grouped = grouping.group(records)
         step = window_step(engine, on_late, late_key)
+        decode = grouping.bytes_key
     emit = quix.emitter(grouped)
 
-    def step_and_produce(value: Any, key: str, timestamp: int, headers: Any, state: Any) -> None:
+    def step_and_produce(value: Any, key: Any, timestamp: int, headers: Any, state: Any) -> None:
         # Produced here, each with its own key and timestamp and no headers (a window record
         # is not any one input's), rather than expanded into Quix stages per output record:
         # under EMIT CHANGES a page view has 8 outputs, and the stages were most of their cost.
         windows = cached_state(quix.key_transaction(state))
-        for record in step(value, key, timestamp, headers, state):
+        group = key.decode() if decode else key
+        for record in step(value, group, timestamp, headers, state):
             emitted = output(record, windows)
             if emitted is not None:
                 emit(*emitted)
@@ -320,10 +351,10 @@ def _local_phase(
     """The local stage on ``records``' own partitions, then the repartition of its partial
     batches by group: the dataframe of batches the global step reads."""
     local = LocalAggregator(engine)
-    group_of = grouping.key
+    group_of, prefix = grouping.key, grouping.local_prefix
 
     def fold(value: Any, _key: Any, timestamp: int, _headers: Any, state: Any) -> list:
-        state = cached_state(quix.key_transaction(state), "local")
+        state = cached_state(quix.key_transaction(state), prefix)
         return local.add(state, group_of(value), value, timestamp)
 
     batches = records.apply(fold, stateful=True, metadata=True, expand=True)
@@ -339,7 +370,7 @@ def _local_phase(
     def due(state: CachedState) -> list[Emitted]:
         return [(partials, b, b.group, b.timestamp, None) for b in local.flush_due(state)]
 
-    flusher = CacheFlusher(batches, "local", due)
+    flusher = CacheFlusher(batches, prefix, due)
     quix.register_periodic_task(batches, flusher.tick)
     return grouped
 
