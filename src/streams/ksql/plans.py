@@ -914,7 +914,7 @@ class AggregatePlan(QueryPlan):
         converters = list(zip(picks, results, strict=True))
 
         def results_of(record: Any) -> list[Any]:
-            accumulators = record["results"]
+            accumulators = record["accumulators"]
             return [result(accumulators[i]) for i, result in converters]
 
         def row_of(record: Any, mine: list[Any]) -> dict[str, Any]:
@@ -1010,7 +1010,7 @@ def event_grouping(name: str) -> Grouping:
 
 def _engine_aggregate(specs: list[Any]) -> Aggregate:
     """The window engine's aggregate of the aggregate calls ``specs``, whose arguments are an
-    event's third item; its result is ``{"results": [each call's accumulator]}``, which each
+    event's third item; its result is ``{"accumulators": [each call's]}``, which each
     query's finisher makes results (a DECIMAL, BYTES...): the engine keeps pending results
     in state under ``--emit cached``, and an accumulator is plain JSON."""
     if len(specs) == 1:
@@ -1022,7 +1022,7 @@ def _engine_aggregate(specs: list[Any]) -> Aggregate:
             spec.init,
             lambda acc, event: add_one(acc, event[2][0]),
             spec.merge,
-            lambda acc: {"results": [acc]},
+            lambda acc: {"accumulators": [acc]},
             spec.splittable,
         )
     inits, adds = [s.init for s in specs], [s.add for s in specs]
@@ -1038,7 +1038,7 @@ def _engine_aggregate(specs: list[Any]) -> Aggregate:
         return [fn(x, y) for fn, x, y in zip(merges, a, b, strict=True)]
 
     def result(accs: list) -> dict[str, Any]:
-        return {"results": accs}
+        return {"accumulators": accs}
 
     return Aggregate(init, add, merge, result, all(s.splittable for s in specs))
 

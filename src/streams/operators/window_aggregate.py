@@ -305,12 +305,12 @@ def window_aggregate(
     """``records`` grouped as ``grouping`` says and aggregated by the window step, each result
     produced as ``output`` says and, under ``--emit cached``, flushed on the clock.
 
-    Under ``--emit cached`` with a splittable aggregate, in two phases (see
-    :mod:`~streams.operators.local_aggregate`): each input partition folds its records for the
-    cache period and only the partials cross the repartition. Otherwise every record is
-    repartitioned by group (on one input partition, only re-keyed: there is no repartition
-    to save). A late record is keyed by ``late_key(value)`` (a late partial by its
-    group) and reported to ``on_late`` (default: :func:`late_log`).
+    Under ``--emit cached`` with a splittable aggregate and the default grace, in two phases
+    (:func:`two_phase`, :mod:`~streams.operators.local_aggregate`): each input partition folds
+    its records for the cache period and only the partials cross the repartition. Otherwise
+    every record is repartitioned by group (on one input partition, only re-keyed: there is no
+    repartition to save). A late record is keyed by ``late_key(value)`` (a late partial by
+    its group) and reported to ``on_late`` (default: :func:`late_log`).
     """
     on_late = late_log(engine.group_column) if on_late is None else on_late
     if two_phase(records, engine):
