@@ -40,6 +40,10 @@ class Measurement:
     state_mb: float | None
     #: CPU time (user + system) of each process over the same period as ``seconds``.
     cpu_seconds: tuple[float, ...] = ()
+    #: From the whole input counted done to completion, inside ``seconds``: what the app still
+    #: re-reads from its own repartition topics, or, in two phases, its next commits (the
+    #: local stage's partials are readable at its commit, the global results at the next).
+    drain_seconds: float = 0.0
 
     @property
     def events_per_s(self) -> float:
@@ -168,6 +172,7 @@ def run_until_done(
     ]
     samplers = [PeakRss(p.pid) for p in procs]
     first: tuple[float, int] | None = None
+    all_done: float | None = None
     cpu_start: list[float] = []
     cpu_end: list[float] = []
     try:
@@ -185,6 +190,8 @@ def run_until_done(
                     log.warning("%s: progress not readable this time: %s", label, exc)
                     done, complete = bar.n, False
                 bar.update(done - bar.n)
+                if all_done is None and done >= total:
+                    all_done = now
                 if first is None and done > 0:
                     first = (now, done)
                     cpu_start = [sampler.cpu_seconds() for sampler in samplers]
@@ -222,4 +229,5 @@ def run_until_done(
         peak_rss_mb=sum(s.megabytes for s in samplers),
         state_mb=state,
         cpu_seconds=tuple(end - start for start, end in zip(cpu_start, cpu_end, strict=True)),
+        drain_seconds=now - (all_done if all_done is not None else now),
     )

@@ -332,6 +332,7 @@ def summarise(runs: dict[str, list[Measurement]], cpus: dict[str, int]) -> list[
                 "per_cpu": statistics.median(rates) / cpus[name] if cpus.get(name) else None,
                 "events_per_cpu_s": statistics.median(m.events_per_cpu_s for m in ms),
                 "busiest_share": statistics.median(m.busiest_share for m in ms),
+                "drain_s": statistics.median(m.drain_seconds for m in ms),
                 "peak_rss_mb": statistics.median(m.peak_rss_mb for m in ms),
                 "state_mb": None
                 if ms[0].state_mb is None
@@ -346,7 +347,7 @@ def print_table(rows: list[dict[str, object]], console: Console) -> None:
     table = Table(title="Throughput (median of runs; ratio = median of per-run ratios)")
     columns = (
         "contender", "events/s", "x limit", "per CPU", "ev/CPU-s", "busiest", "spread",
-        "peak RSS MB", "state MB",
+        "drain s", "peak RSS MB", "state MB",
     )  # fmt: skip
     for col in columns:
         table.add_column(col, justify="left" if col == "contender" else "right")
@@ -360,6 +361,7 @@ def print_table(rows: list[dict[str, object]], console: Console) -> None:
             f"{r['events_per_cpu_s']:,.0f}",
             f"{r['busiest_share']:.0%}",
             f"{r['spread']:.0%}",
+            f"{r['drain_s']:.1f}",
             f"{r['peak_rss_mb']:.0f}",
             "-" if state is None else f"{state:.1f}",
         )

@@ -218,3 +218,20 @@ def test_cpu_figures_are_per_cpu_second_of_all_instances_and_the_busiest_share()
         0.75,
         None,
     )
+
+
+def test_drain_is_the_time_from_the_whole_input_done_to_completion(tmp_path, monkeypatch) -> None:
+    from bench import measure
+
+    clock = [100.0]
+    monkeypatch.setattr(measure.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(measure.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    # One sample with progress, one with the input all done, two waiting for the app's own
+    # topics (or its next commits), then complete.
+    samples = iter([(0, False), (40, False), (100, False), (100, False), (100, False), (100, True)])
+    m = measure.run_until_done(
+        "drain", [[sys.executable, "-c", "import time; time.sleep(30)"]], {},
+        lambda: next(samples), 100, tmp_path, timeout_s=60,
+    )  # fmt: skip
+    assert (m.events, m.seconds, m.drain_seconds) == (60, 4 * measure.POLL_S, 3 * measure.POLL_S)
+    assert m.wall_seconds == 6 * measure.POLL_S
