@@ -18,7 +18,9 @@ Hooks:
    partition of a dataframe's store (``processing_context.checkpoint``, ``state_manager``), for
    work done on the clock rather than per record (the ``--emit cached`` flush).
 4. :func:`register_periodic_task`: a function the run loop calls between records, on the
-   processing thread (``sdf._registry.register_periodic_task``).
+   processing thread (``sdf._registry.register_periodic_task``); :func:`committing_interval_ms`:
+   whether the loop commits right after its periodic tasks this time (the open checkpoint has
+   expired; its ``_commit_interval``), so cached results can be flushed into that commit.
 5. :func:`produce`: produce a record inside the open checkpoint, through the app's own
    (transactional) producer, from a hand-built ``Row`` with a ``MessageContext`` of its origin;
    :func:`emitter`: the same for a step's outputs, encoding them itself where :func:`encoder`
@@ -119,6 +121,16 @@ def partition_transactions(sdf: StreamingDataFrame) -> Iterator[tuple[int, Parti
 def register_periodic_task(sdf: StreamingDataFrame, task: Callable[[], None]) -> None:
     """Have the app's run loop call ``task`` between records, on the processing thread."""
     sdf._registry.register_periodic_task(task)
+
+
+def committing_interval_ms(sdf: StreamingDataFrame) -> int | None:
+    """The commit interval (ms) if the open checkpoint commits on its clock right after this
+    pass of the run loop's periodic tasks (the loop runs them, then commits if the checkpoint
+    has expired), else None."""
+    checkpoint = sdf.processing_context.checkpoint
+    if not checkpoint.expired():
+        return None
+    return int(checkpoint._commit_interval * 1000)
 
 
 # 5, 6 ------------------------------------------------------------------------------------

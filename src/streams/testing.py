@@ -69,6 +69,8 @@ from streams import clock, quix
 
 Headers = list[tuple[str, bytes]]
 logger = logging.getLogger("streams.testing")
+#: The driven app's commit interval: longer than any test runs (see ``commit()``).
+DRIVER_COMMIT_INTERVAL_S = 10.0**9
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,9 @@ class TestDriver:
             consumer_group=consumer_group,
             state_dir=str(self._state_dir),
             use_changelog_topics=False,
+            # The driver commits when told (commit()): its checkpoint never expires on the real
+            # clock, so what a test sees does not depend on how fast it runs.
+            commit_interval=DRIVER_COMMIT_INTERVAL_S,
         )
         self._hooks = quix.DriverHooks(self._app)
         self._hooks.answer_topic_metadata(self._fetch_topic)

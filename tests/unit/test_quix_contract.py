@@ -16,7 +16,7 @@ from quixstreams import Application
 from quixstreams.state.base.transaction import PartitionTransaction
 
 from streams import quix
-from streams.testing import TestDriver
+from streams.testing import DRIVER_COMMIT_INTERVAL_S, TestDriver
 
 
 def test_the_apps_refuse_an_untested_quix_version() -> None:
@@ -216,3 +216,13 @@ def test_the_emitters_encoding_is_the_bytes_row_serialize_makes() -> None:
         Topic("s", key_serializer="str", value_serializer="str"),
     ):
         assert quix.encoder(other) is None, other.name
+
+
+def test_the_pass_that_commits_is_known_to_the_periodic_tasks(probe) -> None:
+    probe, _driver = probe
+    assert quix.committing_interval_ms(probe.sdf) is None, "a fresh checkpoint has not expired"
+    checkpoint = probe.sdf.processing_context.checkpoint
+    checkpoint._created_at -= DRIVER_COMMIT_INTERVAL_S  # its interval has run out
+    assert quix.committing_interval_ms(probe.sdf) == DRIVER_COMMIT_INTERVAL_S * 1000, (
+        "Checkpoint.expired or _commit_interval no longer say when the run loop commits"
+    )

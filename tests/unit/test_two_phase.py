@@ -202,6 +202,16 @@ def test_the_local_stage_merges_sessions_by_the_gap_and_sends_once_per_period() 
     assert local.flush_due(state) == []  # sent once
 
 
+def test_at_a_commit_the_local_stage_sends_a_period_that_ends_before_the_next_one() -> None:
+    windows_engine, now = engine(cache_ms=1000)
+    local, state = LocalAggregator(windows_engine), DictState()
+    assert local.add(state, "a", {}, T0) == []
+    now[0] = 0.3
+    assert local.flush_due(state, ahead_ms=600) == []  # ends after the next commit
+    (batch,) = local.flush_due(state, ahead_ms=700)
+    assert batch.group == "a" and [p[3] for p in batch["partials"]] == [1, 1]
+
+
 def test_the_local_stage_sends_early_when_its_windows_fill_the_cache() -> None:
     windows_engine, _now = engine(cache_ms=60_000)
     local, state = LocalAggregator(windows_engine), DictState()

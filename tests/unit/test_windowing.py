@@ -201,6 +201,27 @@ def test_flush_due_emits_what_the_next_record_would_have_flushed():
     assert engine.flush_due(state) == []
 
 
+def test_at_a_commit_a_period_ending_before_the_next_one_is_flushed_into_it():
+    now = [100.0]
+    engine = WindowEngine(
+        [WindowSpec.tumbling(10)],
+        COUNT,
+        "cached",
+        cache_ms=1000,
+        clock=lambda: now[0],
+        group_column="source",
+    )
+    state = DictState()
+    feed(engine, [("A", 1)], state)  # flushed at once: the period starts at 100 s
+    feed(engine, [("A", 2)], state)
+    now[0] = 100.4
+    # A commit now with 1 s commits: the period ends at 101 s, before the next commit (101.4).
+    assert engine.flush_due(state, ahead_ms=500) == []  # 100.9 s: it has not
+    (record,) = engine.flush_due(state, ahead_ms=1000)
+    assert record == {"source": "A", "window_start": 0, "window_end": 10, "n": 2}
+    assert engine.meta(state).flushed_ms == 100_400  # the next period starts at this commit
+
+
 def test_all_specs_in_one_call_in_spec_order():
     specs = [
         WindowSpec.tumbling(300_000),

@@ -21,7 +21,7 @@ API::
 
     local = LocalAggregator(engine)           # the engine of the global step: specs, aggregate
     batches = local.add(state, group, value, timestamp)   # [] until the cache period ends
-    batches += local.flush_due(state)          # on the clock, for a partition gone quiet
+    batches += local.flush_due(state, ahead_ms)  # on the clock (ahead_ms: at a commit)
     for batch in batches:                      # one per group: produce it keyed by batch.group
         batch["partials"]                      # [[spec, start, end, acc, max event time], ...]
 
@@ -116,17 +116,18 @@ class LocalAggregator:
         state.set(_KEY, entry)
         return self._due(state, entry)
 
-    def flush_due(self, state: WindowState) -> list[PartialBatch]:
-        """On the clock: the batches of a period that has ended, for a partition gone quiet."""
+    def flush_due(self, state: WindowState, ahead_ms: int = 0) -> list[PartialBatch]:
+        """On the clock: the batches of a period that has ended (or ends within ``ahead_ms``:
+        see :meth:`WindowEngine.flush_due`), for a partition gone quiet."""
         entry = state.get(_KEY)
         if entry is None or not entry[_COUNT]:
             return []
-        return self._due(state, entry)
+        return self._due(state, entry, ahead_ms)
 
-    def _due(self, state: WindowState, entry: list) -> list[PartialBatch]:
+    def _due(self, state: WindowState, entry: list, ahead_ms: int = 0) -> list[PartialBatch]:
         now_ms = int(self._clock() * 1000)
         if (
-            now_ms - entry[_FLUSHED] < self._cache_ms
+            now_ms + ahead_ms - entry[_FLUSHED] < self._cache_ms
             and entry[_COUNT] < MAX_PENDING
             and entry[_CHARS] < MAX_GROUP_CHARS_PENDING
         ):

@@ -254,16 +254,22 @@ class CacheFlusher:
     a partition that goes quiet would keep its last updates pending until its next record.
     Registered as a Quix periodic task (the run loop calls it between records, on the
     processing thread), :meth:`tick` checks every assigned partition of ``stateful``'s store
-    every ``check_ms`` and writes what ``due(state)`` returns through the producer, in the open
-    checkpoint: the records and the state change commit together, exactly once. Quix's lookup
-    buffer settles its deadlines the same way.
+    every ``check_ms`` and writes what ``due(state, ahead_ms)`` returns through the producer, in
+    the open checkpoint: the records and the state change commit together, exactly once. Quix's
+    lookup buffer settles its deadlines the same way.
+
+    The run loop commits right after its periodic tasks, so on the pass that commits, the check
+    runs whatever ``check_ms`` says, with the commit interval as ``ahead_ms``: what would come
+    due before the next commit goes into this one. Otherwise a period's results (and, in two
+    phases, the partials the global step waits for) would miss the commit by a moment and wait
+    a whole interval; ksqlDB's cache flushes at commits for the same reason.
     """
 
     def __init__(
         self,
         stateful: StreamingDataFrame,
         prefix: str,
-        due: Callable[[CachedState], list[Emitted]],
+        due: Callable[[CachedState, int], list[Emitted]],
         check_ms: int = 100,
     ) -> None:
         self._sdf = stateful
@@ -276,12 +282,13 @@ class CacheFlusher:
 
     def tick(self) -> None:
         now = clock.now()
-        if now < self._next:
+        ahead_ms = quix.committing_interval_ms(self._sdf)
+        if now < self._next and ahead_ms is None:
             return
         self._next = now + self._check_s
         for partition, transaction in quix.partition_transactions(self._sdf):
             state = cached_state(transaction, self._prefix)
-            records = self._due(state)
+            records = self._due(state, ahead_ms or 0)
             if not records:
                 continue
             origin = quix.origin(self._sdf.topics[0].name, partition)
@@ -337,8 +344,8 @@ def window_aggregate(
     grouped.update(step_and_produce, stateful=True, metadata=True)
     if engine.cached:
 
-        def due(state: CachedState) -> list[Emitted]:
-            flushed = (output(record, state) for record in engine.flush_due(state))
+        def due(state: CachedState, ahead_ms: int) -> list[Emitted]:
+            flushed = (output(record, state) for record in engine.flush_due(state, ahead_ms))
             return [emitted for emitted in flushed if emitted is not None]
 
         flusher = CacheFlusher(grouped, "windows", due)
@@ -367,8 +374,8 @@ def _local_phase(
     )
     partials = grouped.topics[0]
 
-    def due(state: CachedState) -> list[Emitted]:
-        return [(partials, b, b.group, b.timestamp, None) for b in local.flush_due(state)]
+    def due(state: CachedState, ahead_ms: int) -> list[Emitted]:
+        return [(partials, b, b.group, b.timestamp, None) for b in local.flush_due(state, ahead_ms)]
 
     flusher = CacheFlusher(batches, prefix, due)
     quix.register_periodic_task(batches, flusher.tick)

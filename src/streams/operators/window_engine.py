@@ -463,27 +463,29 @@ class WindowEngine:
             pending[key] = [spec, kinds[spec], group, start, end, value, timestamp]
         return self._due(meta)
 
-    def _due(self, meta: list) -> list[_Raw]:
-        """Take the pending results if the cache period has ended or the cache is full (meta is
-        updated in place)."""
+    def _due(self, meta: list, ahead_ms: int = 0) -> list[_Raw]:
+        """Take the pending results if the cache period has ended (or ends within ``ahead_ms``)
+        or the cache is full (meta is updated in place)."""
         now_ms = int(self.clock() * 1000)
-        if now_ms - meta[_FLUSHED] < self.cache_ms and len(meta[_PENDING]) < MAX_PENDING:
+        if now_ms + ahead_ms - meta[_FLUSHED] < self.cache_ms and len(meta[_PENDING]) < MAX_PENDING:
             return []
         pending, meta[_PENDING], meta[_FLUSHED] = meta[_PENDING], {}, now_ms
         return [(spec, *rest) for spec, _kind, *rest in pending.values()]
 
-    def flush_due(self, state: WindowState) -> list[WindowRecord]:
+    def flush_due(self, state: WindowState, ahead_ms: int = 0) -> list[WindowRecord]:
         """EMIT cached on the clock: a partition's pending results, once their period ended.
 
         ksqlDB's record cache flushes at every commit whether or not input arrives; without
         this, the last updates of a burst would wait in state for the partition's next record
         (on a quiet partition, indefinitely). An app calls it periodically for each of its
-        partitions; it emits exactly what that next record would have flushed.
+        partitions; it emits exactly what that next record would have flushed. Just before a
+        commit it passes the commit interval as ``ahead_ms``: a period that ends before the
+        next commit is flushed into this one, rather than wait a whole interval for the next.
         """
         meta = state.get(_META)
         if meta is None or not meta[_PENDING]:
             return []
-        raw = self._due(meta)
+        raw = self._due(meta, ahead_ms)
         if raw:
             state.set(_META, meta)
         return _to_records(raw, self._sessions, self.group_column, self.zero)
