@@ -42,4 +42,4 @@ def local_stages(driver: TestDriver, stream: str, grouping: Grouping, partitions
                   range(partitions)]  # fmt: skip
     except StoreNotRegisteredError:  # no stateful step on the input: one phase
         return 0
-    return sum(state.get("local") is not None for state in states)
+    return sum(state.get("slices") is not None for state in states)

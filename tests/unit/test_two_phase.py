@@ -21,6 +21,7 @@ from streams.operators.window_aggregate import Grouping
 from streams.operators.window_engine import (
     MAX_GROUP_CHARS,
     MAX_PENDING,
+    Aggregate,
     DictState,
     WindowEngine,
     WindowSpec,
@@ -192,11 +193,11 @@ def test_the_local_stage_merges_sessions_by_the_gap_and_sends_once_per_period() 
     assert (batch.group, batch.timestamp) == ("a", T0 + 10 * MINUTE)
     assert batch == {
         "group": "a",
-        "partials": [  # [spec, start, end, count, max event time], in order of arrival
+        "partials": [  # [spec, start, end, count, max event time], in event time
             [0, T0, T0 + 5 * MINUTE, 1, T0],
-            [1, T0, T0 + 10 * MINUTE, 3, T0 + 10 * MINUTE],  # one session of three
-            [0, T0 + 10 * MINUTE, T0 + 15 * MINUTE, 1, T0 + 10 * MINUTE],
             [0, T0 + 5 * MINUTE, T0 + 10 * MINUTE, 1, T0 + 5 * MINUTE],
+            [0, T0 + 10 * MINUTE, T0 + 15 * MINUTE, 1, T0 + 10 * MINUTE],
+            [1, T0, T0 + 10 * MINUTE, 3, T0 + 10 * MINUTE],  # one session of three
         ],
     }
     assert local.flush_due(state) == []  # sent once
@@ -220,7 +221,7 @@ def test_the_local_stage_sends_early_when_its_windows_fill_the_cache() -> None:
         assert sent == []
         sent = local.add(state, f"g{i}", {}, T0)
     assert len(sent) == MAX_PENDING // 2  # sent by the record that filled it
-    assert state.get("local")[1] == 0  # nothing pending any more
+    assert state.get("slices")[1] == 0  # nothing pending any more
 
 
 def test_the_local_stage_sends_early_before_long_group_keys_outgrow_a_record() -> None:
@@ -232,4 +233,88 @@ def test_the_local_stage_sends_early_before_long_group_keys_outgrow_a_record() -
     sent = [len(local.add(state, key, {}, T0)) for key in long_keys]
     first = MAX_GROUP_CHARS_PENDING // MAX_GROUP_CHARS  # keys that fill the bound
     assert sent[first - 1] == first and sum(sent) == first  # once, when it filled
-    assert len(json.dumps(state.get("local"))) < 1_000_000 / 3
+    assert len(json.dumps(state.get("slices"))) < 1_000_000 / 3
+
+
+def in_place_sum() -> Aggregate:
+    """A sum whose ``add`` and ``merge`` change the accumulator they are given (a list), as
+    the compiler's aggregates may: a slice's accumulator must not be shared by its windows."""
+
+    def add(acc: list[int], value: dict[str, int]) -> list[int]:
+        acc[0] += value["x"]
+        return acc
+
+    def merge(a: list[int], b: list[int]) -> list[int]:
+        a[0] += b[0]
+        return a
+
+    return Aggregate(lambda: [0], add, merge, lambda acc: {"sum": acc[0]}, splittable=True)
+
+
+def per_record_partials(specs: list[WindowSpec], records: list[tuple[int, int]]) -> list[list[Any]]:
+    """The partials of ``records`` (timestamp, x) worked out one record and window at a time:
+    [spec, start, end, sum, max event time], sorted."""
+    out = []
+    for index, spec in enumerate(specs):
+        if spec.gap_ms:
+            for ts, x in sorted(records):
+                if out and out[-1][0] == index and ts - out[-1][2] <= spec.gap_ms:
+                    out[-1][2] = out[-1][4] = ts
+                    out[-1][3][0] += x
+                else:
+                    out.append([index, ts, ts, [x], ts])
+            continue
+        windows: dict[int, list[Any]] = {}
+        for ts, x in records:
+            start = 0
+            while start <= ts:
+                if ts < start + spec.size_ms:
+                    window = windows.setdefault(
+                        start, [index, start, start + spec.size_ms, [0], ts]
+                    )
+                    window[3][0] += x
+                    window[4] = max(window[4], ts)
+                start += spec.advance_ms
+        out.extend(windows.values())
+    return sorted(out)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_slices_give_the_partials_of_each_record_in_each_window(seed: int) -> None:
+    """Sizes, advances and gaps that do not divide each other (slices of 1 s) and an advance
+    that does not divide its size; on a 500 ms grid, so records a gap apart (which merge)
+    and records at a slice's edges come up."""
+    rng = random.Random(seed)
+    specs = [
+        WindowSpec.tumbling(7_000),
+        WindowSpec.hopping(10_000, 4_000),
+        WindowSpec.session(3_000),
+    ]
+    now = [0.0]
+    engine = WindowEngine(specs, in_place_sum(), "cached", cache_ms=1000, clock=lambda: now[0])
+    local, state = LocalAggregator(engine), DictState()
+    records = [
+        (rng.randrange(120) * 500, rng.randrange(1, 100)) for _ in range(rng.randrange(1, 60))
+    ]
+    for ts, x in records:
+        assert local.add(state, "g", {"x": x}, ts) == []
+    now[0] = 1.0
+    (batch,) = local.flush_due(state)
+    assert sorted(batch["partials"]) == per_record_partials(specs, records)
+    assert batch["partials"] == sorted(batch["partials"], key=lambda p: p[4])  # event time
+    assert batch.timestamp == max(ts for ts, _x in records)
+
+
+def test_what_a_partition_held_before_slices_is_sent_as_it_was() -> None:
+    """State written by the layout before slices (the partials themselves, under "local"):
+    an upgrade sends them at the partition's first record, or its first flush."""
+    windows_engine, now = engine(cache_ms=1000)
+    held = {"a": {"0|5": [0, 5, 300_005, 2, 9], "1|s": [[1, 5, 9, 2, 9]]}}
+    for first in ("record", "flush"):
+        local, state = LocalAggregator(windows_engine), DictState()
+        state.set("local", [0, 2, held, 1])
+        now[0] = 0.0
+        sent = local.add(state, "b", {}, T0) if first == "record" else local.flush_due(state)
+        assert sent == [{"group": "a", "partials": [[0, 5, 300_005, 2, 9], [1, 5, 9, 2, 9]]}]
+        assert sent[0].timestamp == 9 and state.get("local") is None
+        assert local.flush_due(state) == []  # once

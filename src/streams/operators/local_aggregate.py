@@ -9,13 +9,21 @@ sums add, an average carries its sum and count (whatever the aggregate's accumul
 ``merge`` combines two), and a session is a partial interval that the global step merges with
 its sessions by the gap, retracting the ones merged away as records would have.
 
+A record is folded into one *slice* of time, not into each of its windows: slices are
+``gcd`` of every window size, advance and session gap wide and aligned on the epoch, so every
+record of a slice falls in the same time windows, and all of them in one session (they are
+less than a gap apart). A page view in five hopping windows, a tumbling one and a session
+costs one ``add`` instead of seven; at the end of the period each slice's accumulator is
+merged into its windows, and the slices' intervals into sessions by the gap (two intervals
+within the gap of each other hold two records within the gap of each other, so the sessions
+are the records' own). Slicing is exact because a splittable aggregate's ``merge`` of folded
+records is their fold (see :class:`~streams.operators.window_engine.Aggregate`).
+
 The final results are those of one-phase aggregation: a window's accumulator is the merge of
-its records' wherever they were folded, and sessions are the same because two partial
-intervals within the gap of each other always hold two records within the gap of each other.
-Which records are late is judged in the global step, on partials (at their max event time):
-stream time is per repartition partition in both paths, but it advances by partials here, so
-records within grace of a window's close may be judged otherwise than one by one. With the
-default grace (24 h - size) that does not arise.
+its records' wherever they were folded. Which records are late is judged in the global step,
+on partials (at their max event time): stream time is per repartition partition in both
+paths, but it advances by partials here, so records within grace of a window's close may be
+judged otherwise than one by one. With the default grace (24 h - size) that does not arise.
 
 API::
 
@@ -26,7 +34,7 @@ API::
         batch["partials"]                      # [[spec, start, end, acc, max event time], ...]
 
 ``state`` is the engine's :class:`~streams.operators.window_engine.WindowState` of ONE input
-partition; what it holds is only the current period's partials (at most
+partition; what it holds is only the current period's slices (as many as make at most
 :data:`~streams.operators.window_engine.MAX_PENDING` windows, or
 :data:`MAX_GROUP_CHARS_PENDING` characters of group keys, before they are sent early), and
 it commits with the partials produced and the input offsets, so a crash neither loses a partial
@@ -35,6 +43,9 @@ nor sends one twice.
 
 from __future__ import annotations
 
+import math
+from copy import deepcopy
+from operator import itemgetter
 from typing import Any
 
 from streams.operators.window_engine import (
@@ -44,14 +55,18 @@ from streams.operators.window_engine import (
     WindowState,
     check_group,
     first_start,
-    within_gap,
 )
 
-#: The partition's one entry: [last flush (wall-clock ms), windows pending, {group: windows},
-#: characters of the groups] where a group's windows map "{spec}|{start}" -> its partial, and
-#: "{spec}|s" -> the partials of its sessions.
-_KEY = "local"
+#: The partition's one entry: [last flush (wall-clock ms), windows pending (at most), {group:
+#: slices}, characters of the groups], where a group's slices map "{slice start}" ->
+#: [accumulator, min event time, max event time].
+_KEY = "slices"
 _FLUSHED, _COUNT, _GROUPS, _CHARS = range(4)
+_S_ACC, _S_LOW, _S_HIGH = range(3)
+#: The entry before slices held the partials themselves, {group: {"{spec}|{start}": partial,
+#: "{spec}|s": [partials]}} in the same layout; a partition's first record or flush after an
+#: upgrade sends what it held as it is.
+_LEGACY_KEY = "local"
 #: Characters of group keys pending before the partials are sent early: the entry is one state
 #: value (one changelog record), which must stay far below Kafka's 1 MB message limit however
 #: long the keys (up to MAX_GROUP_CHARS each).
@@ -67,60 +82,60 @@ class PartialBatch(dict):
 
 
 class LocalAggregator:
-    """Folds one input partition's records per group and window until the cache period ends."""
+    """Folds one input partition's records per group and slice until the cache period ends."""
 
     def __init__(self, engine: WindowEngine) -> None:
         self._aggregate = engine.aggregate
         self._cache_ms = engine.cache_ms
         self._clock = engine.clock
-        self._plan = [
-            (index, spec.size_ms, spec.advance_ms, spec.gap_ms)
-            for index, spec in enumerate(engine.specs)
-        ]
+        specs = list(enumerate(engine.specs))
+        self._slice_ms = math.gcd(
+            *(ms for _i, s in specs for ms in (s.size_ms, s.advance_ms, s.gap_ms) if ms)
+        )
+        self._time_plan = [(i, s.size_ms, s.advance_ms) for i, s in specs if not s.gap_ms]
+        self._session_plan = [(i, s.gap_ms) for i, s in specs if s.gap_ms]
+        #: The most windows a new slice can add: what counts toward MAX_PENDING.
+        self._windows_per_slice = len(self._session_plan) + sum(
+            -(-size // advance) for _i, size, advance in self._time_plan
+        )
 
     def add(self, state: WindowState, group: str, value: Any, timestamp: int) -> list[PartialBatch]:
-        """Fold a record into its windows; the period's batches once it has ended, else []."""
+        """Fold a record into its slice; the period's batches once it has ended, else []."""
         check_group(group)
         entry = state.get(_KEY)
+        legacy: list[PartialBatch] = []
         if entry is None:
             # Sent at the first period's end, not at the first record: a partition's first
             # records are a burst (a restart, a backlog) more often than not.
             entry = [int(self._clock() * 1000), 0, {}, 0]
-        windows = entry[_GROUPS].get(group)
-        if windows is None:
-            windows = entry[_GROUPS][group] = {}
+            legacy = _legacy_batches(state)
+        slices = entry[_GROUPS].get(group)
+        if slices is None:
+            slices = entry[_GROUPS][group] = {}
             entry[_CHARS] += len(group)
+        key = str(timestamp - timestamp % self._slice_ms)
+        folded = slices.get(key)
         agg = self._aggregate
-        for index, size, advance, gap in self._plan:
-            if gap:
-                key = f"{index}|s"
-                sessions = windows.get(key)
-                if sessions is None:
-                    windows[key] = [_new(index, timestamp, timestamp, agg, value, timestamp)]
-                    entry[_COUNT] += 1
-                else:
-                    entry[_COUNT] += _merge_session(sessions, index, timestamp, gap, value, agg)
-                continue
-            start = first_start(timestamp, size, advance)
-            while start <= timestamp:
-                key = f"{index}|{start}"
-                partial = windows.get(key)
-                if partial is None:
-                    windows[key] = _new(index, start, start + size, agg, value, timestamp)
-                    entry[_COUNT] += 1
-                else:
-                    partial[_ACC] = agg.add(partial[_ACC], value)
-                    if timestamp > partial[_MAX_TS]:
-                        partial[_MAX_TS] = timestamp
-                start += advance
+        if folded is None:
+            slices[key] = [agg.add(agg.init(), value), timestamp, timestamp]
+            entry[_COUNT] += self._windows_per_slice
+        else:
+            folded[_S_ACC] = agg.add(folded[_S_ACC], value)
+            if timestamp < folded[_S_LOW]:
+                folded[_S_LOW] = timestamp
+            elif timestamp > folded[_S_HIGH]:
+                folded[_S_HIGH] = timestamp
         state.set(_KEY, entry)
-        return self._due(state, entry)
+        due = self._due(state, entry)
+        return legacy + due if legacy else due
 
     def flush_due(self, state: WindowState, ahead_ms: int = 0) -> list[PartialBatch]:
         """On the clock: the batches of a period that has ended (or ends within ``ahead_ms``:
         see :meth:`WindowEngine.flush_due`), for a partition gone quiet."""
         entry = state.get(_KEY)
-        if entry is None or not entry[_COUNT]:
+        if entry is None:
+            return _legacy_batches(state)
+        if not entry[_COUNT]:
             return []
         return self._due(state, entry, ahead_ms)
 
@@ -132,42 +147,61 @@ class LocalAggregator:
             and entry[_CHARS] < MAX_GROUP_CHARS_PENDING
         ):
             return []
-        batches = []
-        for group, windows in entry[_GROUPS].items():
-            partials: list[Partial] = []
-            for key, window in windows.items():
-                if key.endswith("|s"):
-                    partials.extend(window)
-                else:
-                    partials.append(window)
-            batch = PartialBatch(group=group, partials=partials)
-            batch.group = group
-            batch.timestamp = max(p[_MAX_TS] for p in partials)
-            batches.append(batch)
+        batches = [
+            _batch(group, self._partials(slices)) for group, slices in entry[_GROUPS].items()
+        ]
         state.set(_KEY, [now_ms, 0, {}, 0])
         return batches
 
+    def _partials(self, slices: dict[str, list]) -> list[Partial]:
+        """A group's slices merged into the partials of their windows and sessions. Each
+        partial gets a copy of an accumulator: ``add`` and ``merge`` may change the one they
+        are given, and a slice's goes into several windows."""
+        merge = self._aggregate.merge
+        windows: dict[tuple[int, int], Partial] = {}
+        for acc, low, high in slices.values():
+            for index, size, advance in self._time_plan:
+                start = first_start(low, size, advance)  # the same for the whole slice
+                while start <= low:
+                    window = windows.get((index, start))
+                    if window is None:
+                        windows[index, start] = [index, start, start + size, deepcopy(acc), high]
+                    else:
+                        window[_ACC] = merge(window[_ACC], deepcopy(acc))
+                        window[_MAX_TS] = max(window[_MAX_TS], high)
+                    start += advance
+        partials = list(windows.values())
+        if self._session_plan:
+            ordered = sorted(slices.values(), key=itemgetter(_S_LOW))
+            for index, gap in self._session_plan:
+                session: Partial | None = None
+                for acc, low, high in ordered:  # disjoint slices: ends ascend with starts
+                    if session is not None and low - session[_END] <= gap:
+                        session[_ACC] = merge(session[_ACC], deepcopy(acc))
+                        session[_END] = session[_MAX_TS] = high
+                    else:
+                        session = [index, low, high, deepcopy(acc), high]
+                        partials.append(session)
+        # In event time, as the records would have come in order: stream time in the global
+        # step then advances by each partial as little as it can.
+        partials.sort(key=itemgetter(_MAX_TS))
+        return partials
 
-def _new(index: int, start: int, end: int, agg: Any, value: Any, timestamp: int) -> Partial:
-    return [index, start, end, agg.add(agg.init(), value), timestamp]
+
+def _batch(group: str, partials: list[Partial]) -> PartialBatch:
+    batch = PartialBatch(group=group, partials=partials)
+    batch.group = group
+    batch.timestamp = max(p[_MAX_TS] for p in partials)
+    return batch
 
 
-def _merge_session(
-    sessions: list[list], index: int, timestamp: int, gap: int, value: Any, agg: Any
-) -> int:
-    """Fold a record into a group's partial sessions by the gap (a session's max event time is
-    its end); returns the change in their number."""
-    merged = [s for s in sessions if within_gap(s[_START], s[_END], timestamp, timestamp, gap)]
-    if not merged:
-        sessions.append(_new(index, timestamp, timestamp, agg, value, timestamp))
-        return 1
-    head = merged[0]
-    for other in merged[1:]:
-        head[_START] = min(head[_START], other[_START])
-        head[_END] = max(head[_END], other[_END])
-        head[_ACC] = agg.merge(head[_ACC], other[_ACC])
-        sessions.remove(other)
-    head[_START] = min(head[_START], timestamp)
-    head[_END] = head[_MAX_TS] = max(head[_END], timestamp)
-    head[_ACC] = agg.add(head[_ACC], value)
-    return 1 - len(merged)
+def _legacy_batches(state: WindowState) -> list[PartialBatch]:
+    """What a partition held in the layout before slices, as it is, once."""
+    entry = state.get(_LEGACY_KEY)
+    if entry is None:
+        return []
+    state.delete(_LEGACY_KEY)
+    return [
+        _batch(group, [p for key, w in windows.items() for p in (w if key.endswith("|s") else [w])])
+        for group, windows in entry[_GROUPS].items()
+    ]
