@@ -11,11 +11,13 @@ from pathlib import Path
 
 import fastavro
 import orjson
+import pytest
 
-from bench import bytewax_peer, ksql_windows, latency, preload, profile, run
+from bench import bytewax_peer, ksql_windows, latency, preload, profile, quix_floor, run
 from bench.kafka_io import group_done
 from bench.measure import Measurement, steady_rate
 from contracts.users_schema import SCHEMA
+from streams.testing import TestDriver
 
 
 def test_page_views_follow_the_contract_and_are_deterministic() -> None:
@@ -235,3 +237,23 @@ def test_drain_is_the_time_from_the_whole_input_done_to_completion(tmp_path, mon
     )  # fmt: skip
     assert (m.events, m.seconds, m.drain_seconds) == (60, 4 * measure.POLL_S, 3 * measure.POLL_S)
     assert m.wall_seconds == 6 * measure.POLL_S
+
+
+@pytest.mark.parametrize(("group_by", "outputs"), [(False, 1), (True, 1), (True, 8)])
+def test_the_quix_floor_writes_each_record_as_many_times_as_asked(
+    group_by: bool, outputs: int
+) -> None:
+    views = [
+        {"session_id": f"s{i}", "user_id": i, "source": source, "event_timestamp": 1_000 + i}
+        for i, source in enumerate(["Inbox", "Tab", "Inbox"])
+    ]
+    with TestDriver(lambda app: quix_floor.build(app, group_by, outputs), partitions=5) as d:
+        for view in views:
+            d.pipe("topic1_PageView", view["session_id"], view, view["event_timestamp"])
+        written = d.read("topic6")
+    keys = [v["source"] if group_by else v["session_id"] for v in views]
+    assert [(r.key, r.value, r.timestamp) for r in written] == [
+        (key, view, view["event_timestamp"])
+        for key, view in zip(keys, views, strict=True)
+        for _ in range(outputs)
+    ]
