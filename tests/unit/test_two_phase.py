@@ -318,3 +318,44 @@ def test_what_a_partition_held_before_slices_is_sent_as_it_was() -> None:
         assert sent == [{"group": "a", "partials": [[0, 5, 300_005, 2, 9], [1, 5, 9, 2, 9]]}]
         assert sent[0].timestamp == 9 and state.get("local") is None
         assert local.flush_due(state) == []  # once
+
+
+def test_a_record_the_aggregate_refuses_leaves_the_local_stage_as_it_was() -> None:
+    """It is dead-lettered and its transaction commits: the state it leaves must still send
+    what the partition held (legacy state too), with no empty group for a flush to trip on."""
+    now = [0.0]
+    specs = [WindowSpec.tumbling(5 * MINUTE), WindowSpec.session(5 * MINUTE)]
+    summing = WindowEngine(specs, in_place_sum(), "cached", cache_ms=1000, clock=lambda: now[0])
+    local, state = LocalAggregator(summing), DictState()
+    state.set("local", [0, 1, {"a": {"0|0": [0, 0, 300_000, [4], 9]}}, 1])
+    refused = {"x": None}
+    with pytest.raises(TypeError):
+        local.add(state, "b", refused, T0)  # the partition's first record
+    assert state.get("local") is not None and state.get("slices") is None
+    (legacy,) = local.add(state, "b", {"x": 2}, T0)
+    assert legacy == {"group": "a", "partials": [[0, 0, 300_000, [4], 9]]}
+    with pytest.raises(TypeError):
+        local.add(state, "c", refused, T0)  # a new group
+    with pytest.raises(TypeError):
+        local.add(state, "b", refused, T0 + MINUTE)  # a new slice of a group
+    now[0] = 1.0
+    (batch,) = local.flush_due(state)
+    assert batch == {
+        "group": "b",
+        "partials": [[0, T0, T0 + 5 * MINUTE, [2], T0], [1, T0, T0, [2], T0]],
+    }
+
+
+def test_a_group_in_no_window_sends_nothing() -> None:
+    """Records before the epoch are in no time window (one phase drops them too)."""
+    now = [0.0]
+    tumbling = WindowEngine(
+        [WindowSpec.tumbling(MINUTE)], count_aggregate("n"), "cached", clock=lambda: now[0]
+    )
+    local, state = LocalAggregator(tumbling), DictState()
+    assert local.add(state, "a", {}, -5) == []
+    assert local.add(state, "b", {}, T0) == []
+    now[0] = 60.0
+    (batch,) = local.flush_due(state)
+    assert batch == {"group": "b", "partials": [[0, T0, T0 + MINUTE, 1, T0]]}
+    assert state.get("slices")[2] == {}

@@ -103,24 +103,27 @@ class LocalAggregator:
         """Fold a record into its slice; the period's batches once it has ended, else []."""
         check_group(group)
         entry = state.get(_KEY)
+        slices = None if entry is None else entry[_GROUPS].get(group)
+        key = str(timestamp - timestamp % self._slice_ms)
+        folded = None if slices is None else slices.get(key)
+        agg = self._aggregate
+        # Folded before the entry changes: a record the aggregate refuses is dead-lettered
+        # and its transaction commits, which must then hold the state as it was.
+        acc = agg.add(agg.init() if folded is None else folded[_S_ACC], value)
         legacy: list[PartialBatch] = []
         if entry is None:
             # Sent at the first period's end, not at the first record: a partition's first
             # records are a burst (a restart, a backlog) more often than not.
             entry = [int(self._clock() * 1000), 0, {}, 0]
             legacy = _legacy_batches(state)
-        slices = entry[_GROUPS].get(group)
         if slices is None:
             slices = entry[_GROUPS][group] = {}
             entry[_CHARS] += len(group)
-        key = str(timestamp - timestamp % self._slice_ms)
-        folded = slices.get(key)
-        agg = self._aggregate
         if folded is None:
-            slices[key] = [agg.add(agg.init(), value), timestamp, timestamp]
+            slices[key] = [acc, timestamp, timestamp]
             entry[_COUNT] += self._windows_per_slice
         else:
-            folded[_S_ACC] = agg.add(folded[_S_ACC], value)
+            folded[_S_ACC] = acc
             if timestamp < folded[_S_LOW]:
                 folded[_S_LOW] = timestamp
             elif timestamp > folded[_S_HIGH]:
@@ -147,8 +150,11 @@ class LocalAggregator:
             and entry[_CHARS] < MAX_GROUP_CHARS_PENDING
         ):
             return []
+        # A group may have no partial: records before the epoch are in no time window.
         batches = [
-            _batch(group, self._partials(slices)) for group, slices in entry[_GROUPS].items()
+            _batch(group, partials)
+            for group, slices in entry[_GROUPS].items()
+            if (partials := self._partials(slices))
         ]
         state.set(_KEY, [now_ms, 0, {}, 0])
         return batches
