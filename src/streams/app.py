@@ -78,7 +78,9 @@ def create_app(args: argparse.Namespace) -> Application:
     (``key=value,...``: security, batching); the partitioner can be overridden there too.
     From here on, SIGUSR1 prints every thread's stack to stderr: what a process that makes no
     progress is waiting for. Under exactly-once the state directory is this process's (see
-    :mod:`streams.instance`).
+    :mod:`streams.instance`). An instance the group has dropped (paused past its session)
+    commits nothing it did before (see
+    :func:`streams.quix.drop_checkpoint_when_partitions_are_lost`).
     """
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     setup_logging()
@@ -89,7 +91,7 @@ def create_app(args: argparse.Namespace) -> Application:
             transactions["transactional.id"] = instance.claim(args.state_dir, args.consumer_group)
         except instance.StateDirInUse as exc:
             raise SystemExit(f"error: {exc}") from None
-    return Application(
+    app = Application(
         broker_address=KafkaSettings.from_env().bootstrap_servers,
         consumer_group=args.consumer_group,
         auto_offset_reset="earliest",
@@ -103,6 +105,8 @@ def create_app(args: argparse.Namespace) -> Application:
         },
         consumer_extra_config=librdkafka_properties("STREAMS_CONSUMER_CONFIG"),
     )
+    quix.drop_checkpoint_when_partitions_are_lost(app)
+    return app
 
 
 def run(app: Application, args: argparse.Namespace) -> None:

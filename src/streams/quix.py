@@ -36,6 +36,9 @@ Hooks:
 8. :class:`DriverHooks`: what :mod:`streams.testing` replaces or calls to run an app with no
    broker (topic metadata lookup, the producer's ``produce_row``, store assignment, the
    composed topology, periodic tasks, checkpoints, a store's state for inspection).
+9. :func:`drop_checkpoint_when_partitions_are_lost`: the app's ``on_lost`` rebalance callback
+   (``app._on_lost``), and its open checkpoint replaced by an empty one
+   (``processing_context.init_checkpoint``).
 
 confluent-kafka has one known defect worked around here as well (:func:`delete_records`).
 """
@@ -43,6 +46,7 @@ confluent-kafka has one known defect worked around here as well (:func:`delete_r
 from __future__ import annotations
 
 import ctypes
+import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
@@ -66,6 +70,8 @@ TESTED_VERSION = "3.28.1"
 DELETE_RECORDS_FIXED = (2, 13, 0)
 
 ProcessingErrorHandler = Callable[[Exception, Row | None, Any], bool]
+
+logger = logging.getLogger(__name__)
 
 
 class UnsupportedQuixVersion(RuntimeError):
@@ -327,6 +333,40 @@ class DriverHooks:
 
     def close_state(self) -> None:
         self.app._state_manager.close()
+
+
+# 9 ---------------------------------------------------------------------------------------
+
+
+def drop_checkpoint_when_partitions_are_lost(app: Application) -> None:
+    """When the group has dropped this instance, throw away what it did since its last commit.
+
+    Partitions are *lost* (not revoked) when the group coordinator has already removed the
+    member: its session expired while the process was paused or cut off for longer than
+    ``session.timeout.ms``. Another instance then holds them, from their last commit. Quix's
+    ``on_lost`` closes their state but keeps the open checkpoint, and its transaction. Once the
+    instance rejoins, with a new group generation, the broker accepts that transaction's
+    offsets: the records it processed before and just after the pause are counted a second
+    time, on partitions it may no longer own. Aborting the transaction and opening an empty
+    checkpoint before Quix's own callback leaves their work to the new owner; under
+    at-least-once, dropping the checkpoint keeps its offsets from being committed.
+    """
+    quix_on_lost = app._on_lost
+    context = app._processing_context
+
+    def on_lost(consumer: Any, partitions: list[TopicPartition]) -> None:
+        logger.warning(
+            "the consumer group dropped this instance (its session expired) and gave its "
+            "partitions to another: the work since the last commit is dropped, and redone "
+            "by their new owner (%s)",
+            ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "none held",
+        )
+        if context.exactly_once:
+            context.producer.abort_transaction()
+        context.init_checkpoint()
+        quix_on_lost(consumer, partitions)
+
+    app._on_lost = on_lost  # type: ignore[method-assign]
 
 
 # confluent-kafka ---------------------------------------------------------------------------

@@ -123,6 +123,19 @@ def test_the_run_loop_calls_the_processing_error_handler_it_holds() -> None:
     )
 
 
+def test_the_run_loop_subscribes_with_the_lost_partitions_callback_the_app_holds() -> None:
+    app = Application(broker_address="127.0.0.1:1", consumer_group="contract")
+    quix_on_lost = app._on_lost
+    quix.drop_checkpoint_when_partitions_are_lost(app)
+    assert app._on_lost is not quix_on_lost
+    loop = inspect.getsource(Application._run_dataframe)
+    assert "on_lost=self._on_lost" in loop, (
+        "Application._run_dataframe no longer subscribes with the app's _on_lost: the lost "
+        "partitions' checkpoint would commit after a rejoin (tests/integration/"
+        "test_lost_partitions.py)"
+    )
+
+
 @pytest.mark.parametrize(
     "path",
     [
