@@ -14,7 +14,13 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from contracts import topics as topic_names
@@ -97,6 +103,41 @@ _COORDINATOR_MOVING = (
     KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
     KafkaError.COORDINATOR_NOT_AVAILABLE,
 )
+
+
+def read_to_end(kafka: str, topic: str, timeout: float = 60.0) -> list:
+    """Committed records of ``topic``, from its beginning to the end it has now, commit markers
+    included: for outputs whose writers have stopped. A read_committed reader cannot pass an
+    open transaction, so this waits, up to ``timeout``, for the markers of the last ones."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka,
+            "group.id": f"test-reader-{uuid.uuid4().hex[:8]}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        marks = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            for p in partitions
+        }
+        # An empty partition has no position to reach.
+        ends = {p: high for p, (low, high) in marks.items() if high > low}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        records: list = []
+        deadline = time.monotonic() + timeout
+        while True:
+            records += [m for m in consumer.consume(1000, timeout=0.5) if m.error() is None]
+            positions = consumer.position([TopicPartition(topic, p) for p in ends])
+            if all(tp.offset >= ends[tp.partition] for tp in positions):
+                return records
+            assert time.monotonic() < deadline, (
+                f"{topic}: read to {[tp.offset for tp in positions]} of {ends} in {timeout:.0f} s"
+            )
+    finally:
+        consumer.close()
 
 
 def committed_input(kafka: str, topic: str, group: str) -> int:

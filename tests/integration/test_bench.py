@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, TopicPartition
 from bench import preload
 from bench.kafka_io import Broker
 from bench.run import Inputs, contenders, measure_once
-from tests.integration.apps import read_all as read_committed
+from tests.integration.apps import read_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -106,8 +106,7 @@ def outputs_of_a_run(kafka: str, contender_name: str, inputs: Inputs) -> dict[st
     def read_then_delete(topics: list[str]) -> None:
         for kind in ("tumbling", "hopping", "session"):
             topic = next(t for t in topics if t.endswith(f"-{kind}"))
-            # Transactional outputs end with a commit marker: read until quiet, not to the end.
-            rows = read_committed(kafka, topic, 0, timeout=60)
+            rows = read_to_end(kafka, topic)
             latest[kind] = {m.key(): orjson.loads(m.value()) for m in rows}
         original_delete(topics)
 
