@@ -8,6 +8,7 @@ leaves none of its topics behind.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -81,7 +82,12 @@ def test_limit_run_copies_every_record_and_cleans_up(
     broker.delete = read_then_delete  # type: ignore[method-assign]
     try:
         measurement = measure_once(broker, limit, inputs, run=0, timeout_s=120)
-        remaining = set(broker.topics_containing("bench-limit-")) & set(outputs)
+        # A deletion the controller has accepted reaches the brokers' metadata a moment later.
+        deadline = time.monotonic() + 30
+        while remaining := set(broker.topics_containing("bench-limit-")) & set(outputs):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
     finally:
         broker.close()
 

@@ -20,7 +20,13 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from contracts.records import SOURCES
-from tests.integration.apps import StreamsApp, committed_input, latest_by_key, read_all
+from tests.integration.apps import (
+    StreamsApp,
+    committed_input,
+    latest_by_key,
+    read_all,
+    read_to_end,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -179,7 +185,7 @@ def test_windows_app_writes_exact_windows_and_dead_letters(kafka, windows_env):
         assert int(headers["source.partition"]) in range(5)
         assert int(headers["source.offset"]) >= 0
         assert headers["processor"] == b"streams.windows"
-    assert read_all(kafka, topics["TOPIC_LATE"], 0, timeout=5) == []
+    assert read_to_end(kafka, topics["TOPIC_LATE"]) == []
 
 
 def test_emit_cached_shows_every_final_count_once_input_stops(kafka, make_topic, tmp_path):
@@ -258,4 +264,4 @@ def test_repartition_records_are_kept_until_processed_then_purged(kafka, make_to
         finally:
             consumer.close()
         assert sum(committed) >= len(views)  # the views, plus commit markers between transactions
-        assert read_all(kafka, repartition, 0, timeout=5) == []  # every processed view purged
+        assert read_to_end(kafka, repartition) == []  # every processed view purged
