@@ -239,3 +239,66 @@ def test_the_pass_that_commits_is_known_to_the_periodic_tasks(probe) -> None:
     assert quix.committing_interval_ms(probe.sdf) == DRIVER_COMMIT_INTERVAL_S * 1000, (
         "Checkpoint.expired or _commit_interval no longer say when the run loop commits"
     )
+
+
+class _Recorder:
+    """Stands in for the confluent-kafka producer inside Quix's: records each ``produce``,
+    refusing the first ``full`` calls as a full queue does."""
+
+    def __init__(self, full: int = 0) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.full = full
+
+    def produce(self, topic: str, value: Any = None, key: Any = None, **kwargs: Any) -> None:
+        if self.full:
+            self.full -= 1
+            raise BufferError("Local: Queue full")
+        self.calls.append({"topic": topic, "value": value, "key": key, **kwargs})
+
+    def poll(self, _timeout: float = 0) -> int:
+        return 0
+
+
+@pytest.mark.parametrize("transactional", [False, True])
+def test_the_direct_path_produces_on_the_client_inside_the_quix_producer(
+    transactional: bool,
+) -> None:
+    from confluent_kafka import KafkaError
+    from confluent_kafka import Producer as ConfluentProducer
+    from quixstreams.internal_producer import InternalProducer
+    from quixstreams.kafka.exceptions import KafkaProducerDeliveryError
+
+    owner = InternalProducer(broker_address="127.0.0.1:1", transactional=transactional)
+    producer = owner._producer
+    assert producer._transactional is transactional, "Producer._transactional is gone"
+    if not transactional:  # a transactional client would wait for a broker to start
+        assert isinstance(producer._producer, ConfluentProducer), (
+            "Quix's Producer._producer is no longer the confluent-kafka client"
+        )
+    recorder = producer._inner_producer = _Recorder(full=1)
+    context = type("Context", (), {"producer": owner})()
+    direct = quix._Direct(context)
+
+    direct("out", b"1", b"k", None, 10)  # queue full: through Quix's produce, which retries
+    direct("out", b"2", b"k", 3, 20)
+    first, second = recorder.calls
+    assert (first["value"], first["timestamp"], first.get("partition")) == (b"1", 10, None)
+    assert "on_delivery" in first, "Quix's produce no longer tracks deliveries"
+    assert (second["value"], second["partition"], second["timestamp"]) == (b"2", 3, 20)
+    latch = second["on_delivery"]
+    assert (latch is None) is transactional  # a transaction's commit fails on a failed record
+    if not transactional:
+        latch(None, None)
+        owner._raise_for_error()  # a delivery is nothing to raise
+        latch(KafkaError(KafkaError._PURGE_QUEUE), None)
+        owner._raise_for_error()  # nor is a purge
+        latch(KafkaError(KafkaError._MSG_TIMED_OUT), None)
+        with pytest.raises(KafkaProducerDeliveryError):
+            owner._raise_for_error()
+
+    captured: list[Any] = []
+    owner.produce = lambda **kwargs: captured.append(kwargs)  # type: ignore[method-assign]
+    quix._Direct(context)("out", b"3", None, None, 30)
+    assert captured == [
+        {"topic": "out", "value": b"3", "key": None, "partition": None, "timestamp": 30}
+    ], "a produce replaced on the instance (the test driver's) is not called"
