@@ -33,6 +33,7 @@ from quixstreams.models.serializers import Deserializer, SerializationContext
 from clients.logs import RateLimitedLog
 from clients.settings import env, env_int
 from contracts import topics as topic_names
+from streams import quix
 from streams.app import add_app_arguments, create_app, run
 from streams.operators.deadletter import Rejected, dead_letter_topic, json_object, split_rejected
 from streams.operators.join import JOINS, join_step, stream_table_join
@@ -176,7 +177,8 @@ def build(
     """Validate, join and count: ``views`` and ``users`` carry topic1's and topic4's raw bytes."""
     parsed = split_rejected(views, parse_pageview, topics.dead_letter, PROCESSOR)
     parsed = parsed.set_timestamp(lambda view, _key, _ts, _headers: view["event_timestamp"])
-    by_user = parsed.group_by(
+    by_user = quix.group_by(
+        parsed,
         lambda view: str(view["user_id"]),
         name="user_id",
         key_serializer="str",

@@ -105,15 +105,18 @@ _COORDINATOR_MOVING = (
 )
 
 
-def read_to_end(kafka: str, topic: str, timeout: float = 60.0) -> list:
+def read_to_end(
+    kafka: str, topic: str, timeout: float = 60.0, isolation: str = "read_committed"
+) -> list:
     """Committed records of ``topic``, from its beginning to the end it has now, commit markers
     included: for outputs whose writers have stopped. A read_committed reader cannot pass an
-    open transaction, so this waits, up to ``timeout``, for the markers of the last ones."""
+    open transaction, so this waits, up to ``timeout``, for the markers of the last ones.
+    ``isolation="read_uncommitted"`` reads aborted records too."""
     consumer = Consumer(
         {
             "bootstrap.servers": kafka,
             "group.id": f"test-reader-{uuid.uuid4().hex[:8]}",
-            "isolation.level": "read_committed",
+            "isolation.level": isolation,
             "enable.auto.commit": False,
         }
     )

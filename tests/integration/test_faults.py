@@ -31,7 +31,6 @@ import shutil
 import signal
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,10 +39,8 @@ from typing import Any
 
 import pytest
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     ConsumerGroupState,
-    KafkaError,
     Message,
     Producer,
     TopicPartition,
@@ -62,6 +59,7 @@ from tests.integration.apps import (
     expected_country,
     latest_by_key,
     read_all,
+    read_to_end,
 )
 
 pytestmark = pytest.mark.integration
@@ -317,30 +315,7 @@ def shared_topics(make_topic: Callable[..., str], partitions: dict[str, int]) ->
 
 def total_records(kafka: str, topic: str) -> int:
     """Every record in ``topic``, aborted ones included (read_uncommitted, up to the end)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": kafka,
-            "group.id": f"test-uncommitted-{uuid.uuid4().hex[:8]}",
-            "isolation.level": "read_uncommitted",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        count, at_end = 0, set()
-        deadline = time.monotonic() + 60
-        while len(at_end) < len(partitions):
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            for message in consumer.consume(1000, timeout=1.0):
-                if message.error() is None:
-                    count += 1
-                elif message.error().code() == KafkaError._PARTITION_EOF:
-                    at_end.add(message.partition())
-        return count
-    finally:
-        consumer.close()
+    return len(read_to_end(kafka, topic, isolation="read_uncommitted"))
 
 
 def caught_up(kafka: str, records: list[Message], group: str) -> bool:

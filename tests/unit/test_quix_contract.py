@@ -81,6 +81,37 @@ def test_a_key_state_is_a_view_on_its_partition_transaction(probe) -> None:
     )
 
 
+def test_a_step_with_partition_scope_gets_its_records_transaction_and_commits_it() -> None:
+    from quixstreams import message_context
+
+    seen: list[tuple[int, PartitionTransaction]] = []
+    frames: list[Any] = []
+
+    def setup(app: Application) -> None:
+        numbers = app.topic("numbers", key_deserializer="str", value_deserializer="json")
+        sdf = app.dataframe(numbers)
+        frames.append(sdf)
+        transaction = quix.record_transaction(sdf)
+
+        def step(value: int, key: str, _ts: int, _headers: Any) -> None:
+            seen.append((message_context().partition, transaction()))
+            seen[-1][1].as_state(prefix="p").set(key, value)
+
+        sdf.update(step, metadata=True)
+
+    with TestDriver(setup, partitions=3) as driver:
+        for key, value, partition in [("a", 1, 0), ("b", 2, 2), ("c", 3, 0)]:
+            driver.pipe("numbers", key, value, partition=partition)
+        by_partition = dict(quix.partition_transactions(frames[0]))
+        assert [t is by_partition[p] for p, t in seen] == [True] * 3, (
+            "the checkpoint's store transaction of the record's partition is not the one given"
+        )
+        driver.commit()  # a new checkpoint: what is read now was committed
+        state = driver.state("p", partition=0)
+        assert (state.get("a"), state.get("c"), state.get("b")) == (1, 3, None)
+        assert driver.state("p", partition=2).get("b") == 2
+
+
 def test_a_function_runs_before_each_prepare_of_its_transaction(probe) -> None:
     probe, driver = probe
     driver.pipe("numbers", "a", 1, partition=1)
@@ -210,6 +241,48 @@ def test_group_by_repartitions_through_a_topic_unless_the_input_has_one_partitio
     )
 
 
+def _grouped(partitions: int, group_by: Any) -> tuple[Any, ...]:
+    """What ``group_by(sdf)`` makes of six records in the driver: its topic (name, partitions,
+    serializers) and what the dataframe after it sees (the driver decodes what was written to
+    the topic, on the partition it was written to)."""
+    from quixstreams import message_context
+
+    seen: dict[str, Any] = {"rows": []}
+
+    def setup(app: Application) -> None:
+        views = app.topic("views", key_deserializer="str", value_deserializer="json")
+        sdf = app.dataframe(views).set_headers(
+            lambda value, _key, _ts, _headers: [("n", str(value["n"]).encode())]
+        )
+        grouped = group_by(sdf)
+        seen["topic"] = grouped.topics[0]
+        grouped.update(
+            lambda *row: seen["rows"].append((*row, message_context().partition)),
+            metadata=True,
+        )
+
+    with TestDriver(setup, partitions=partitions) as driver:
+        for n in range(6):
+            driver.pipe("views", f"s{n}", {"source": "abc"[n % 3], "n": n}, timestamp=100 + n)
+    topic = seen["topic"]
+    serdes = [type(topic._key_serializer), type(topic._value_serializer)]
+    serdes += [type(topic._key_deserializer), type(topic._value_deserializer)]
+    return topic.name, topic.broker_config.num_partitions, serdes, seen["rows"]
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+@pytest.mark.parametrize("by", ["column", "function"])
+def test_our_group_by_makes_and_writes_what_quix_group_by_does(partitions: int, by: str) -> None:
+    key: Any = "source" if by == "column" else (lambda value: value["source"] * 2)
+    name = None if by == "column" else "doubled"
+    serdes = {"key_serializer": "str", "key_deserializer": "str"}
+    ours = _grouped(partitions, lambda sdf: quix.group_by(sdf, key, name, **serdes))
+    theirs = _grouped(partitions, lambda sdf: sdf.group_by(key, name=name, **serdes))
+    assert ours[0].startswith("repartition__") is (partitions > 1)
+    assert (len({row[-1] for row in ours[3]}) > 1) is (partitions > 1)  # keyed onto partitions
+    assert ours == theirs, "quix.group_by no longer makes and writes what Quix's group_by does"
+
+
 def test_the_emitters_encoding_is_the_bytes_row_serialize_makes() -> None:
     from quixstreams.models import Topic
     from quixstreams.models.messagecontext import MessageContext
@@ -280,11 +353,12 @@ def test_the_direct_path_produces_on_the_client_inside_the_quix_producer(
     direct = quix._Direct(context)
 
     direct("out", b"1", b"k", None, 10)  # queue full: through Quix's produce, which retries
-    direct("out", b"2", b"k", 3, 20)
+    direct("out", b"2", b"k", 3, 20, [("h", b"v")])
     first, second = recorder.calls
     assert (first["value"], first["timestamp"], first.get("partition")) == (b"1", 10, None)
     assert "on_delivery" in first, "Quix's produce no longer tracks deliveries"
     assert (second["value"], second["partition"], second["timestamp"]) == (b"2", 3, 20)
+    assert second["headers"] == [("h", b"v")]
     latch = second["on_delivery"]
     assert (latch is None) is transactional  # a transaction's commit fails on a failed record
     if not transactional:
@@ -300,5 +374,12 @@ def test_the_direct_path_produces_on_the_client_inside_the_quix_producer(
     owner.produce = lambda **kwargs: captured.append(kwargs)  # type: ignore[method-assign]
     quix._Direct(context)("out", b"3", None, None, 30)
     assert captured == [
-        {"topic": "out", "value": b"3", "key": None, "partition": None, "timestamp": 30}
+        {
+            "topic": "out",
+            "value": b"3",
+            "key": None,
+            "partition": None,
+            "timestamp": 30,
+            "headers": None,
+        }
     ], "a produce replaced on the instance (the test driver's) is not called"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from streams.operators.window_aggregate import window_step
+from streams.operators.window_aggregate import cached_state, window_step
 from streams.operators.window_engine import DictState
 from streams.timestamps import InvalidTimestamp, parse_event_timestamp
 from streams.windows import WindowsConfig, add_arguments, config_from_args
@@ -90,19 +90,14 @@ class FakeTransaction:
         self.prepared += 1
 
 
-class FakeKeyState:
-    def __init__(self, transaction: FakeTransaction) -> None:
-        self._transaction = transaction
-
-
 def test_window_step_routes_each_window_kind_and_late_records():
     late_calls = []
     config = WindowsConfig(grace_ms=0)
     step = window_step(config.engine(), lambda *args: late_calls.append(args), late_key)
     transaction = FakeTransaction()
-    state = FakeKeyState(transaction)
+    state = cached_state(transaction)
     t0 = 1_700_000_100_000  # a multiple of 5 min
-    out = step({**VIEW, "event_timestamp": t0}, "Inbox", t0, None, state)
+    out = step({**VIEW, "event_timestamp": t0}, "Inbox", t0, state)
     assert [o.route for o in out] == [0, 1, 1, 1, 1, 1, 2]
     assert (out[0].key, out[0].timestamp) == (f"Inbox|{t0}", t0)
     assert out[0] == {
@@ -120,9 +115,9 @@ def test_window_step_routes_each_window_kind_and_late_records():
         "deleted": False,
     }
     # Six minutes later, a view from before t0 is late for every window kind (grace 0).
-    step({**VIEW, "event_timestamp": t0 + 360_000}, "Inbox", t0 + 360_000, None, state)
+    step({**VIEW, "event_timestamp": t0 + 360_000}, "Inbox", t0 + 360_000, state)
     late_view = {**VIEW, "event_timestamp": t0 - 1}
-    out = step(late_view, "Inbox", t0 - 1, None, state)
+    out = step(late_view, "Inbox", t0 - 1, state)
     assert [(o.route, o.key, o["window"]) for o in out] == [
         (3, "s1", "tumbling"),
         (3, "s1", "hopping"),
@@ -151,9 +146,7 @@ def test_many_live_transactions_keep_every_cached_update():
     t0 = 1_700_000_100_000
     for view_number in (1, 2):
         for transaction in transactions:
-            out = step(
-                {**VIEW, "event_timestamp": t0}, "Inbox", t0, None, FakeKeyState(transaction)
-            )
+            out = step({**VIEW, "event_timestamp": t0}, "Inbox", t0, cached_state(transaction))
             assert out[0]["pageview_count"] == view_number
     for transaction in transactions:
         transaction.prepare()

@@ -1162,7 +1162,8 @@ def _rekeyed(rows: StreamingDataFrame, key: Callable[[dict], Any], name: str) ->
     """``rows`` re-keyed by ``key`` (its JSON: one format for both sides of a join); rows whose
     key is null are dropped, as ksqlDB drops them from joins."""
     keyed = rows.filter(lambda row: key(row) is not None)
-    return keyed.group_by(
+    return quix.group_by(
+        keyed,
         lambda row: encode_json([key(row)]),
         name=name,
         key_serializer="bytes",
@@ -1193,7 +1194,8 @@ class StreamTableJoinPlan(JoinPlan):
         assert stream_key is not None
         if self.rekey:
             keyed = stream_rows.filter(lambda row: stream_key(row) is not None)
-            stream_rows = keyed.group_by(
+            stream_rows = quix.group_by(
+                keyed,
                 lambda row: table_serde.serialize([stream_key(row)]),
                 name=f"{self.id}-rekey",
                 key_serializer="bytes",

@@ -157,10 +157,10 @@ def window_step(
     kinds = [spec.kind for spec in engine.specs]
     late_route = len(engine.specs)
 
-    def step(view: dict, key: str, timestamp: int, _headers: Any, state: Any) -> list[WindowRecord]:
+    def step(view: dict, key: str, timestamp: int, windows: CachedState) -> list[WindowRecord]:
         # One WindowRecord per output (route, key, timestamp as attributes; JSON sees the
         # dict), which the caller produces to the topic of its route.
-        out, late = engine.process(cached_state(quix.key_transaction(state)), key, view, timestamp)
+        out, late = engine.process(windows, key, view, timestamp)
         for index, reason in late:
             on_late(key, timestamp, reason)
             record = WindowRecord(pageview=view, window=kinds[index], reason=reason)
@@ -216,7 +216,8 @@ class Grouping:
         """``records`` repartitioned by group, keyed by its text (its bytes if
         ``bytes_key``)."""
         text, serde = self.key, "bytes" if self.bytes_key else "str"
-        return records.group_by(
+        return quix.group_by(
+            records,
             (lambda value: text(value).encode()) if self.bytes_key else text,
             name=self.name,
             key_serializer=serde,
@@ -329,19 +330,20 @@ def window_aggregate(
         step = window_step(engine, on_late, late_key)
         decode = grouping.bytes_key
     emit = quix.emitter(grouped)
+    transaction = quix.record_transaction(grouped)
 
-    def step_and_produce(value: Any, key: Any, timestamp: int, headers: Any, state: Any) -> None:
+    def step_and_produce(value: Any, key: Any, timestamp: int, _headers: Any) -> None:
         # Produced here, each with its own key and timestamp and no headers (a window record
         # is not any one input's), rather than expanded into Quix stages per output record:
         # under EMIT CHANGES a page view has 8 outputs, and the stages were most of their cost.
-        windows = cached_state(quix.key_transaction(state))
+        windows = cached_state(transaction())
         group = key.decode() if decode else key
-        for record in step(value, group, timestamp, headers, state):
+        for record in step(value, group, timestamp, windows):
             emitted = output(record, windows)
             if emitted is not None:
                 emit(*emitted)
 
-    grouped.update(step_and_produce, stateful=True, metadata=True)
+    grouped.update(step_and_produce, metadata=True)
     if engine.cached:
 
         def due(state: CachedState, ahead_ms: int) -> list[Emitted]:
@@ -359,18 +361,18 @@ def _local_phase(
     batches by group: the dataframe of batches the global step reads."""
     local = LocalAggregator(engine)
     group_of, prefix = grouping.key, grouping.local_prefix
+    transaction = quix.record_transaction(records)
 
-    def fold(value: Any, _key: Any, timestamp: int, _headers: Any, state: Any) -> list:
-        state = cached_state(quix.key_transaction(state), prefix)
-        return local.add(state, group_of(value), value, timestamp)
+    def fold(value: Any, _key: Any, timestamp: int, _headers: Any) -> list:
+        return local.add(cached_state(transaction(), prefix), group_of(value), value, timestamp)
 
-    batches = records.apply(fold, stateful=True, metadata=True, expand=True)
+    batches = records.apply(fold, metadata=True, expand=True)
     batches = batches.set_timestamp(lambda batch, _key, _ts, _headers: batch.timestamp)
     # Its own repartition topic (and state): the partials are not the records that a
     # one-phase run of the same processor repartitions by group. A partial is plain JSON
     # (accumulators are), whatever the records' serialisation.
-    grouped = batches.group_by(
-        "group", name=grouping.partials, key_serializer="str", key_deserializer="str"
+    grouped = quix.group_by(
+        batches, "group", name=grouping.partials, key_serializer="str", key_deserializer="str"
     )
     partials = grouped.topics[0]
 
@@ -392,8 +394,7 @@ def partial_step(
     late_route = len(engine.specs)
     result = engine.aggregate.result
 
-    def step(batch: dict, key: str, _ts: int, _headers: Any, state: Any) -> list[WindowRecord]:
-        windows = cached_state(quix.key_transaction(state))
+    def step(batch: dict, key: str, _ts: int, windows: CachedState) -> list[WindowRecord]:
         out: list[WindowRecord] = []
         for partial in batch["partials"]:
             spec, start, end, acc, timestamp = partial
